@@ -14,13 +14,17 @@
 //! - [`key`]: internal keys (user key, sequence number, kind) and their order.
 //! - [`range_del`]: range tombstones written by `delete_range`.
 //! - [`iter`]: the iterator trait shared by every sorted source.
+//! - [`batch`]: atomic write batches and their WAL encoding.
+//! - [`memtable`]: the concurrent skiplist that takes writes before a flush.
 
 
+pub mod batch;
 pub mod coding;
 pub mod error;
 pub mod fs;
 pub mod iter;
 pub mod key;
+pub mod memtable;
 pub mod range_del;
 
 pub use error::{Error, Result};

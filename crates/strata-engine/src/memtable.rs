@@ -1,0 +1,237 @@
+//! The memtable: a concurrent skiplist of internal keys that takes every write after the WAL, plus
+//! the range tombstones written since the last flush. One writer inserts while any number of
+//! readers search without locks.
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use crossbeam_skiplist::SkipMap;
+
+use crate::error::Result;
+use crate::iter::InternalIterator;
+use crate::key::{SeqNo, ValueKind, compare_internal, make_internal_key, parse_internal_key, seek_key};
+use crate::range_del::RangeTombstone;
+
+/// Per-entry bookkeeping counted on top of key and value bytes.
+const ENTRY_OVERHEAD: usize = 64;
+
+/// An encoded internal key ordered by [`compare_internal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct InternalKey(Bytes);
+
+impl Ord for InternalKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_internal(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for InternalKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The newest version of a key found in a memtable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemGet {
+    /// Sequence number of the version.
+    pub seq: SeqNo,
+    /// Put or delete.
+    pub kind: ValueKind,
+    /// The value (empty for a delete).
+    pub value: Bytes,
+}
+
+/// A sorted in-memory table of recent writes.
+#[derive(Debug)]
+pub struct Memtable {
+    map: SkipMap<InternalKey, Bytes>,
+    range_tombstones: RwLock<Vec<RangeTombstone>>,
+    size: AtomicUsize,
+    log_number: u64,
+}
+
+impl Memtable {
+    /// An empty memtable whose writes are logged in WAL `log_number`.
+    pub fn new(log_number: u64) -> Self {
+        Memtable {
+            map: SkipMap::new(),
+            range_tombstones: RwLock::new(Vec::new()),
+            size: AtomicUsize::new(0),
+            log_number,
+        }
+    }
+
+    /// The WAL that holds this memtable's writes.
+    pub fn log_number(&self) -> u64 {
+        self.log_number
+    }
+
+    /// Inserts a put or delete.
+    pub fn add(&self, seq: SeqNo, kind: ValueKind, key: &[u8], value: &[u8]) {
+        let ikey = make_internal_key(key, seq, kind);
+        self.size
+            .fetch_add(ikey.len() + value.len() + ENTRY_OVERHEAD, AtomicOrdering::Relaxed);
+        self.map
+            .insert(InternalKey(Bytes::from(ikey)), Bytes::copy_from_slice(value));
+    }
+
+    /// Records a range deletion.
+    pub fn add_range_tombstone(&self, t: RangeTombstone) {
+        self.size.fetch_add(
+            t.start.len() + t.end.len() + ENTRY_OVERHEAD,
+            AtomicOrdering::Relaxed,
+        );
+        self.range_tombstones
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(t);
+    }
+
+    /// The range tombstones recorded so far.
+    pub fn range_tombstones(&self) -> Vec<RangeTombstone> {
+        self.range_tombstones
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// True if any range tombstone was recorded.
+    pub fn has_range_tombstones(&self) -> bool {
+        !self
+            .range_tombstones
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// The newest version of `user_key` with a sequence number at or below `seq`.
+    pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Option<MemGet> {
+        let target = InternalKey(Bytes::from(seek_key(user_key, seq)));
+        let entry = self.map.lower_bound(Bound::Included(&target))?;
+        let parsed = parse_internal_key(&entry.key().0)?;
+        (parsed.user_key == user_key).then(|| MemGet {
+            seq: parsed.seq,
+            kind: parsed.kind,
+            value: entry.value().clone(),
+        })
+    }
+
+    /// Approximate bytes used.
+    pub fn approximate_size(&self) -> usize {
+        self.size.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Number of point entries.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True if nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty() && !self.has_range_tombstones()
+    }
+
+    /// An iterator over the point entries.
+    pub fn iter(self: &Arc<Self>) -> MemtableIterator {
+        MemtableIterator {
+            mem: Arc::clone(self),
+            current: None,
+        }
+    }
+}
+
+/// Iterates a memtable in internal-key order; it keeps the memtable alive.
+#[derive(Debug)]
+pub struct MemtableIterator {
+    mem: Arc<Memtable>,
+    current: Option<(Bytes, Bytes)>,
+}
+
+impl MemtableIterator {
+    fn set(&mut self, bound: Bound<&InternalKey>) {
+        self.current = self
+            .mem
+            .map
+            .lower_bound(bound)
+            .map(|e| (e.key().0.clone(), e.value().clone()));
+    }
+}
+
+impl InternalIterator for MemtableIterator {
+    fn valid(&self) -> bool {
+        self.current.is_some()
+    }
+
+    fn seek_to_first(&mut self) -> Result<()> {
+        self.current = self
+            .mem
+            .map
+            .front()
+            .map(|e| (e.key().0.clone(), e.value().clone()));
+        Ok(())
+    }
+
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        let t = InternalKey(Bytes::copy_from_slice(target));
+        self.set(Bound::Included(&t));
+        Ok(())
+    }
+
+    fn next(&mut self) -> Result<()> {
+        if let Some((k, _)) = self.current.take() {
+            self.set(Bound::Excluded(&InternalKey(k)));
+        }
+        Ok(())
+    }
+
+    fn key(&self) -> &[u8] {
+        self.current.as_ref().map_or(&[], |(k, _)| k)
+    }
+
+    fn value(&self) -> &[u8] {
+        self.current.as_ref().map_or(&[], |(_, v)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_sees_the_newest_version_at_a_sequence() {
+        let m = Memtable::new(1);
+        m.add(1, ValueKind::Put, b"k", b"v1");
+        m.add(3, ValueKind::Put, b"k", b"v3");
+        m.add(5, ValueKind::Delete, b"k", b"");
+        m.add(2, ValueKind::Put, b"ka", b"x");
+        assert_eq!(m.get(b"k", 0), None);
+        assert_eq!(m.get(b"k", 2).unwrap().value, Bytes::from_static(b"v1"));
+        assert_eq!(m.get(b"k", 4).unwrap().value, Bytes::from_static(b"v3"));
+        assert_eq!(m.get(b"k", 9).unwrap().kind, ValueKind::Delete);
+        assert_eq!(m.get(b"j", 9), None);
+        assert!(m.approximate_size() > 0);
+    }
+
+    #[test]
+    fn iterator_walks_in_internal_order() {
+        let m = Arc::new(Memtable::new(1));
+        m.add(1, ValueKind::Put, b"b", b"1");
+        m.add(2, ValueKind::Put, b"a", b"2");
+        m.add(3, ValueKind::Put, b"b", b"3");
+        let mut it = m.iter();
+        it.seek_to_first().unwrap();
+        let mut seen = Vec::new();
+        while it.valid() {
+            let p = parse_internal_key(it.key()).unwrap();
+            seen.push((p.user_key.to_vec(), p.seq));
+            it.next().unwrap();
+        }
+        assert_eq!(seen, vec![(b"a".to_vec(), 2), (b"b".to_vec(), 3), (b"b".to_vec(), 1)]);
+        it.seek(&seek_key(b"b", 2)).unwrap();
+        assert_eq!(parse_internal_key(it.key()).unwrap().seq, 1);
+    }
+}
