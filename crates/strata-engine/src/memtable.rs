@@ -99,6 +99,17 @@ impl Memtable {
             .clone()
     }
 
+    /// True if a range tombstone here deletes `user_key`'s version at `entry_seq` for a reader at
+    /// `read_seq`.
+    pub fn covers(&self, user_key: &[u8], entry_seq: SeqNo, read_seq: SeqNo) -> bool {
+        crate::range_del::is_covered(
+            &self.range_tombstones.read().unwrap_or_else(|p| p.into_inner()),
+            user_key,
+            entry_seq,
+            read_seq,
+        )
+    }
+
     /// True if any range tombstone was recorded.
     pub fn has_range_tombstones(&self) -> bool {
         !self

@@ -1,0 +1,293 @@
+//! The write path. Writers queue their batches; the first in line becomes the leader, takes the
+//! whole queue as one group, appends every batch to the WAL, syncs once if any of them asked for
+//! it (group commit), inserts them into the memtable and publishes the new sequence number. The
+//! leader also makes room: it switches to a new memtable and WAL when the current one is full,
+//! and slows or stops writers when flushes or L0 compaction fall behind.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use super::{DbInner, SuperVersion, lock};
+use crate::batch::{BatchOp, WriteBatch};
+use crate::error::{Error, Result};
+use crate::filename;
+use crate::key::ValueKind;
+use crate::memtable::Memtable;
+use crate::options::WriteOptions;
+use crate::range_del::RangeTombstone;
+use crate::stats::Counters;
+use crate::wal::WalWriter;
+
+/// Most bytes of batches one leader commits as a group.
+const MAX_GROUP_BYTES: usize = 4 << 20;
+
+#[derive(Default)]
+struct Slot {
+    result: Mutex<Option<Result<()>>>,
+}
+
+impl Slot {
+    fn take(&self) -> Option<Result<()>> {
+        lock(&self.result).take()
+    }
+
+    fn set(&self, r: Result<()>) {
+        *lock(&self.result) = Some(r);
+    }
+}
+
+struct Request {
+    batch: WriteBatch,
+    sync: bool,
+    /// Switch to a new memtable even if the current one is not full (a flush was asked for).
+    force_switch: bool,
+    slot: Arc<Slot>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    pending: VecDeque<Request>,
+    leader_active: bool,
+}
+
+/// The writers' queue and the WAL only its leader touches.
+pub(crate) struct WriteQueue {
+    queue: Mutex<QueueState>,
+    turn: Condvar,
+    wal: Mutex<WalWriter>,
+}
+
+impl WriteQueue {
+    pub fn new(wal: WalWriter) -> Self {
+        WriteQueue {
+            queue: Mutex::new(QueueState::default()),
+            turn: Condvar::new(),
+            wal: Mutex::new(wal),
+        }
+    }
+}
+
+pub(crate) fn write(inner: &DbInner, batch: WriteBatch, opts: WriteOptions) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    submit(inner, batch, opts.sync, false)
+}
+
+/// Switches to a new memtable and waits until it and every older one are flushed.
+pub(crate) fn flush(inner: &DbInner) -> Result<()> {
+    let target = inner.super_version().mem.log_number();
+    submit(inner, WriteBatch::new(), false, true)?;
+    let mut st = inner.state();
+    loop {
+        inner.check_poison()?;
+        if inner.shutdown.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        if inner
+            .super_version()
+            .imms
+            .iter()
+            .all(|m| m.log_number() > target)
+        {
+            return Ok(());
+        }
+        st = inner
+            .state_changed
+            .wait_timeout(st, Duration::from_millis(50))
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0);
+    }
+}
+
+fn submit(inner: &DbInner, batch: WriteBatch, sync: bool, force_switch: bool) -> Result<()> {
+    inner.check_poison()?;
+    let q = &inner.writer;
+    let slot = Arc::new(Slot::default());
+    let mut st = lock(&q.queue);
+    st.pending.push_back(Request {
+        batch,
+        sync,
+        force_switch,
+        slot: Arc::clone(&slot),
+    });
+    loop {
+        if let Some(r) = slot.take() {
+            return r;
+        }
+        if !st.leader_active {
+            st.leader_active = true;
+            let mut group = Vec::new();
+            let mut bytes = 0;
+            while let Some(r) = st.pending.front() {
+                if !group.is_empty() && bytes + r.batch.encoded_len() > MAX_GROUP_BYTES {
+                    break;
+                }
+                bytes += r.batch.encoded_len();
+                group.extend(st.pending.pop_front());
+            }
+            drop(st);
+            let result = commit_group(inner, &mut group);
+            for r in &group {
+                r.slot.set(match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) if Arc::ptr_eq(&r.slot, &slot) => Err(clone_error(e)),
+                    Err(e) => Err(Error::Poisoned(e.to_string())),
+                });
+            }
+            st = lock(&q.queue);
+            st.leader_active = false;
+            q.turn.notify_all();
+            continue;
+        }
+        st = q.turn.wait(st).unwrap_or_else(|p| p.into_inner());
+    }
+}
+
+/// Errors are not `Clone` (they carry `io::Error`); the leader keeps the kind where it can.
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::Io { path, source } => Error::io(path.clone(), std::io::Error::new(source.kind(), source.to_string())),
+        Error::Poisoned(s) => Error::Poisoned(s.clone()),
+        Error::Closed => Error::Closed,
+        other => Error::Poisoned(other.to_string()),
+    }
+}
+
+fn commit_group(inner: &DbInner, group: &mut [Request]) -> Result<()> {
+    inner.check_poison()?;
+    let mut wal = lock(&inner.writer.wal);
+    let force = group.iter().any(|r| r.force_switch);
+    make_room(inner, &mut wal, force)?;
+    let sv = inner.super_version();
+
+    let first_seq = inner.last_seq.load(Ordering::Acquire) + 1;
+    let mut seq = first_seq;
+    let mut sync = false;
+    let mut wal_bytes = 0;
+    let io = (|| {
+        for r in group.iter_mut().filter(|r| !r.batch.is_empty()) {
+            let n = r.batch.len() as u64;
+            let record = r.batch.encode_with_seq(seq);
+            wal_bytes += record.len() as u64;
+            wal.add_record(record)?;
+            seq += n;
+            sync |= r.sync;
+        }
+        if sync { wal.sync() } else { wal.flush() }
+    })();
+    if let Err(e) = io {
+        // The WAL's contents past the last good sync are unknown: refuse writes until reopened.
+        inner.poison(&e);
+        return Err(e);
+    }
+    drop(wal);
+
+    let c = &inner.counters;
+    Counters::add(&c.wal_bytes_written, wal_bytes);
+    if sync {
+        Counters::add(&c.wal_syncs, 1);
+    }
+    let mut seq = first_seq;
+    let mut user_bytes = 0;
+    for r in group.iter() {
+        for op in r.batch.iter().flatten() {
+            user_bytes += apply_op(&sv.mem, seq, op);
+            seq += 1;
+        }
+    }
+    Counters::add(&c.keys_written, seq - first_seq);
+    Counters::add(&c.user_bytes_written, user_bytes);
+    inner.last_seq.store(seq - 1, Ordering::Release);
+    Ok(())
+}
+
+/// Inserts one operation into `mem`; returns the user bytes it carried.
+pub(crate) fn apply_op(mem: &Memtable, seq: u64, op: BatchOp<'_>) -> u64 {
+    match op {
+        BatchOp::Put { key, value } => {
+            mem.add(seq, ValueKind::Put, key, value);
+            (key.len() + value.len()) as u64
+        }
+        BatchOp::Delete { key } => {
+            mem.add(seq, ValueKind::Delete, key, &[]);
+            key.len() as u64
+        }
+        BatchOp::DeleteRange { start, end } => {
+            mem.add_range_tombstone(RangeTombstone {
+                start: start.to_vec(),
+                end: end.to_vec(),
+                seq,
+            });
+            (start.len() + end.len()) as u64
+        }
+    }
+}
+
+/// Waits while L0 or the flush queue is over its limits, and switches memtables when full.
+fn make_room(inner: &DbInner, wal: &mut WalWriter, force: bool) -> Result<()> {
+    let opts = &inner.opts;
+    let mut slowed = false;
+    let mut stalled = false;
+    loop {
+        inner.check_poison()?;
+        if inner.shutdown.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        let sv = inner.super_version();
+        let l0 = sv.version.levels[0].len();
+        let full = sv.mem.approximate_size() >= opts.write_buffer_size;
+        let wait = if opts.auto_compaction && l0 >= opts.l0_stop_trigger {
+            true
+        } else if opts.auto_compaction && l0 >= opts.l0_slowdown_trigger && !slowed {
+            // Let compaction catch up a little before L0 reaches the stop trigger.
+            slowed = true;
+            Counters::add(&inner.counters.write_slowdowns, 1);
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        } else if !full && !(force && !sv.mem.is_empty()) {
+            return Ok(());
+        } else {
+            sv.imms.len() >= opts.max_immutable_memtables.max(1)
+        };
+        if wait {
+            if !stalled {
+                stalled = true;
+                Counters::add(&inner.counters.write_stalls, 1);
+            }
+            let st = inner.state();
+            inner.state_changed.notify_all();
+            let _ = inner
+                .state_changed
+                .wait_timeout(st, Duration::from_millis(20));
+            continue;
+        }
+        return switch_memtable(inner, wal, &sv);
+    }
+}
+
+fn switch_memtable(inner: &DbInner, wal: &mut WalWriter, sv: &SuperVersion) -> Result<()> {
+    let st_result = (|| {
+        let mut st = inner.state();
+        let number = st.versions.new_file_number();
+        let new_wal = WalWriter::create(inner.fs.as_ref(), &filename::wal(&inner.dir, number), number)?;
+        // Everything acknowledged must be in the OS before the old WAL is left behind.
+        wal.flush()?;
+        *wal = new_wal;
+        let mut imms = vec![Arc::clone(&sv.mem)];
+        imms.extend(sv.imms.iter().cloned());
+        inner.set_super_version(SuperVersion {
+            mem: Arc::new(Memtable::new(number)),
+            imms,
+            version: Arc::clone(&inner.super_version().version),
+        });
+        inner.state_changed.notify_all();
+        Ok(())
+    })();
+    if let Err(e) = &st_result {
+        inner.poison(e);
+    }
+    st_result
+}

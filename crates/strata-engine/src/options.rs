@@ -1,0 +1,80 @@
+//! Tuning knobs: [`Options`] for opening a store, [`WriteOptions`] per write.
+
+use std::sync::Arc;
+
+use crate::fs::{FileSystem, OsFs};
+
+/// How a store is opened and run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The file system to use (the real one unless a test injects faults).
+    pub fs: Arc<dyn FileSystem>,
+    /// Create the directory and a new store if none exists.
+    pub create_if_missing: bool,
+    /// Memtable size that triggers a switch to a new memtable and a flush.
+    pub write_buffer_size: usize,
+    /// Full memtables that may wait for flushing before writers stop.
+    pub max_immutable_memtables: usize,
+    /// Target size of a data block.
+    pub block_size: usize,
+    /// Bloom filter bits per key (0 disables filters).
+    pub bloom_bits_per_key: usize,
+    /// Number of L0 tables that triggers a compaction into L1.
+    pub l0_compaction_trigger: usize,
+    /// Number of L0 tables at which writers are slowed.
+    pub l0_slowdown_trigger: usize,
+    /// Number of L0 tables at which writers wait for compaction.
+    pub l0_stop_trigger: usize,
+    /// Target size of L1; each deeper level is `level_size_multiplier` times larger.
+    pub max_bytes_for_level_base: u64,
+    /// Growth factor between levels.
+    pub level_size_multiplier: u64,
+    /// Target size of a table written by compaction.
+    pub target_file_size: u64,
+    /// Run compactions automatically in the background.
+    pub auto_compaction: bool,
+    /// Recover past damaged WAL records instead of refusing to open (reported in stats).
+    pub skip_damaged_wal_records: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            fs: Arc::new(OsFs),
+            create_if_missing: true,
+            write_buffer_size: 64 << 20,
+            max_immutable_memtables: 2,
+            block_size: 4096,
+            bloom_bits_per_key: 10,
+            l0_compaction_trigger: 4,
+            l0_slowdown_trigger: 12,
+            l0_stop_trigger: 20,
+            max_bytes_for_level_base: 64 << 20,
+            level_size_multiplier: 10,
+            target_file_size: 32 << 20,
+            auto_compaction: true,
+            skip_damaged_wal_records: false,
+        }
+    }
+}
+
+/// How one write is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// `true` (the default): the write is on stable storage when acknowledged and survives power
+    /// loss. `false`: it reached the operating system and survives the process being killed.
+    pub sync: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { sync: true }
+    }
+}
+
+impl WriteOptions {
+    /// Options for a write acknowledged before it is synced.
+    pub fn no_sync() -> Self {
+        WriteOptions { sync: false }
+    }
+}
