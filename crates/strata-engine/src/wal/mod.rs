@@ -34,6 +34,8 @@ pub mod format;
 mod reader;
 mod writer;
 
+#[cfg(test)]
+mod tests;
 
 pub use format::{FORMAT_VERSION, MAX_RECORD_LEN};
 pub use reader::{RecoveryMode, WalContents, decode_wal, read_wal};
