@@ -14,7 +14,7 @@
 //! - [`key`]: internal keys (user key, sequence number, kind) and their order.
 //! - [`range_del`]: range tombstones written by `delete_range`.
 //! - [`iter`]: the iterator trait shared by every sorted source.
-
+//! - [`table`]: SSTables: blocks, bloom filters, the table builder, reader and iterator.
 
 pub mod coding;
 pub mod error;
@@ -22,6 +22,7 @@ pub mod fs;
 pub mod iter;
 pub mod key;
 pub mod range_del;
+pub mod table;
 
 pub use error::{Error, Result};
 
