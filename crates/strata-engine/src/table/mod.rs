@@ -25,6 +25,9 @@ pub mod iter;
 pub mod properties;
 pub mod reader;
 
+#[cfg(test)]
+mod tests;
+
 pub use bloom::BloomFilter;
 pub use builder::{TableBuilder, TableOptions};
 pub use iter::TableIterator;
