@@ -574,7 +574,7 @@ fn corruption_errors_name_file_and_offset() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
@@ -603,6 +603,86 @@ proptest! {
         if let Ok(table) = open_bytes(bytes) {
             let _ = scan(&table);
             let _ = table.get(b"user00000000", MAX_SEQNO);
+        }
+    }
+
+    #[test]
+    fn garbage_blocks_with_valid_checksums_never_panic(
+        blocks in proptest::collection::vec(
+            (
+                any::<bool>(),
+                proptest::collection::vec(any::<u8>(), 0..300),
+                proptest::collection::vec(
+                    (
+                        proptest::collection::vec(any::<u8>(), 0..20),
+                        proptest::collection::vec(any::<u8>(), 0..20),
+                    ),
+                    0..20,
+                ),
+            ),
+            1..6,
+        ),
+        index_keys in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 1..6),
+        stray_handle in (0u64..2000, 0u64..2000),
+        raw_index in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
+    ) {
+        // Checksums only prove that bytes are what was written; the decoders behind them must
+        // still cope with whatever a buggy or hostile writer put there.
+        let mut file = Vec::new();
+        let mut frame = |contents: &[u8]| {
+            let h = format::BlockHandle { offset: file.len() as u64, size: contents.len() as u64 };
+            file.extend_from_slice(contents);
+            file.extend(format::block_trailer(contents, format::CompressionType::None));
+            h
+        };
+        // Each data block is either raw bytes or well-formed entries of arbitrary, unordered
+        // keys (not necessarily internal keys).
+        let handles: Vec<_> = blocks
+            .iter()
+            .map(|(raw, bytes, entries)| {
+                if *raw {
+                    frame(bytes)
+                } else {
+                    let mut b = block::BlockBuilder::new(2);
+                    for (k, v) in entries {
+                        b.add(k, v);
+                    }
+                    frame(&b.finish())
+                }
+            })
+            .collect();
+        let mut keys = index_keys;
+        keys.sort();
+        let mut index = block::BlockBuilder::new(1);
+        for (i, k) in keys.iter().enumerate() {
+            let h = handles.get(i).copied().unwrap_or(format::BlockHandle {
+                offset: stray_handle.0,
+                size: stray_handle.1,
+            });
+            index.add(k, &h.encode());
+        }
+        let index_contents = raw_index.unwrap_or_else(|| index.finish());
+        let footer = Footer {
+            filter: format::BlockHandle::default(),
+            range_del: frame(&format::encode_range_tombstones(&[])),
+            properties: frame(&TableProperties::default().encode()),
+            index: frame(&index_contents),
+            version: format::FORMAT_VERSION,
+        };
+        let mut bytes = file;
+        bytes.extend(footer.encode());
+        if let Ok(table) = open_bytes(bytes) {
+            let _ = scan(&table);
+            for (_, _, entries) in &blocks {
+                for (k, _) in entries {
+                    let _ = table.get(k, MAX_SEQNO);
+                }
+            }
+            for k in &keys {
+                let _ = table.get(k, MAX_SEQNO);
+                let mut it = table.iter();
+                let _ = it.seek(k);
+            }
         }
     }
 
