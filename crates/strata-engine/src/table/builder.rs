@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 
 use crate::error::{Error, Result};
 use crate::fs::WritableFile;
-use crate::key::{compare_internal, parse_internal_key, user_key};
+use crate::key::{ValueKind, compare_internal, parse_internal_key, user_key};
 use crate::range_del::RangeTombstone;
 use crate::table::block::BlockBuilder;
 use crate::table::bloom::{BloomFilter, DEFAULT_BITS_PER_KEY};
@@ -110,7 +110,7 @@ impl TableBuilder {
             self.props.smallest_key = ikey.to_vec();
         }
         self.props.num_entries += 1;
-        if parsed.kind == crate::key::ValueKind::Delete {
+        if parsed.kind == ValueKind::Delete {
             self.props.num_deletions += 1;
         }
         self.props.raw_key_bytes += ikey.len() as u64;

@@ -10,7 +10,7 @@ use crate::fs::RandomAccessFile;
 use crate::iter::InternalIterator;
 use crate::key::{MAX_SEQNO, SeqNo, ValueKind, parse_internal_key, seek_key};
 use crate::range_del::RangeTombstone;
-use crate::table::block::Block;
+use crate::table::block::{Block, BlockIter};
 use crate::table::bloom::BloomFilter;
 use crate::table::format::{BlockHandle, FOOTER_LEN, Footer, decode_range_tombstones, read_block};
 use crate::table::iter::TableIterator;
@@ -131,14 +131,14 @@ impl Table {
             // block must hold an entry at or after it.
             return Err(Error::corruption(
                 &*self.path,
-                self.index_offset_hint(index.value()),
+                block.offset(),
                 "data block ends before its index key",
             ));
         }
         let parsed = parse_internal_key(it.key()).ok_or_else(|| {
             Error::corruption(
                 &*self.path,
-                self.index_offset_hint(index.value()),
+                block.offset(),
                 "malformed internal key in data block",
             )
         })?;
@@ -181,7 +181,7 @@ impl Table {
     }
 
     /// An iterator over the index block: (last key of a data block, encoded block handle).
-    pub(crate) fn index_iter(&self) -> crate::table::block::BlockIter {
+    pub(crate) fn index_iter(&self) -> BlockIter {
         self.index.iter()
     }
 
@@ -196,9 +196,5 @@ impl Table {
         })?;
         let contents = read_block(self.file.as_ref(), &self.path, handle, self.blocks_end)?;
         Block::new(contents, self.path.clone(), handle.offset)
-    }
-
-    fn index_offset_hint(&self, handle_bytes: &[u8]) -> u64 {
-        BlockHandle::decode(handle_bytes).map_or(0, |h| h.offset)
     }
 }
