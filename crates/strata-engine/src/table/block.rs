@@ -13,7 +13,7 @@
 //! `restart_interval` entries the sharing restarts (`shared = 0`) and the entry's offset is
 //! recorded in the restart array, so a seek can binary-search the restart keys and then scan at
 //! most one interval. Keys are encoded internal keys in
-//! [`compare_internal`](crate::key::compare_internal) order.
+//! [`compare_internal`] order.
 
 use std::cmp::Ordering;
 use std::path::Path;

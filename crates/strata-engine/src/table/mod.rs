@@ -10,7 +10,7 @@
 //! - [`block`]: the block format, [`BlockBuilder`](block::BlockBuilder) and
 //!   [`BlockIter`](block::BlockIter).
 //! - [`bloom`]: the [`BloomFilter`].
-//! - [`format`]: block handles, block trailers and the footer.
+//! - [`format`](mod@format): block handles, block trailers and the footer.
 //! - [`properties`]: the [`TableProperties`].
 //! - [`builder`]: [`TableBuilder`] and [`TableOptions`].
 //! - [`reader`]: [`Table`] and [`TableGet`].
