@@ -31,7 +31,9 @@ pub enum Error {
     },
 
     /// A checksum did not match.
-    #[error("checksum mismatch in {file} at offset {offset}: stored {expected:#010x}, computed {got:#010x}")]
+    #[error(
+        "checksum mismatch in {file} at offset {offset}: stored {expected:#010x}, computed {got:#010x}"
+    )]
     ChecksumMismatch {
         /// The damaged file.
         file: PathBuf,
@@ -122,6 +124,9 @@ impl Error {
 
     /// True for errors caused by damaged bytes on disk.
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Error::Corruption { .. } | Error::ChecksumMismatch { .. })
+        matches!(
+            self,
+            Error::Corruption { .. } | Error::ChecksumMismatch { .. }
+        )
     }
 }

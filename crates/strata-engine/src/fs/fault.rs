@@ -45,11 +45,17 @@ pub struct FaultFs {
 }
 
 fn not_found(path: &Path) -> Error {
-    Error::io(path, std::io::Error::new(ErrorKind::NotFound, "no such file"))
+    Error::io(
+        path,
+        std::io::Error::new(ErrorKind::NotFound, "no such file"),
+    )
 }
 
 fn injected(path: &Path, what: &str) -> Error {
-    Error::io(path, std::io::Error::other(format!("injected {what} failure")))
+    Error::io(
+        path,
+        std::io::Error::other(format!("injected {what} failure")),
+    )
 }
 
 impl FaultFs {
@@ -138,7 +144,10 @@ impl WritableFile for FaultWritable {
             return Err(injected(&self.path, "write"));
         }
         let mut st = self.fs.state();
-        let inode = st.inodes.get_mut(&self.inode).ok_or_else(|| not_found(&self.path))?;
+        let inode = st
+            .inodes
+            .get_mut(&self.inode)
+            .ok_or_else(|| not_found(&self.path))?;
         inode.data.extend_from_slice(data);
         self.len += data.len() as u64;
         Ok(())
@@ -153,7 +162,10 @@ impl WritableFile for FaultWritable {
             return Err(injected(&self.path, "sync"));
         }
         let mut st = self.fs.state();
-        let inode = st.inodes.get_mut(&self.inode).ok_or_else(|| not_found(&self.path))?;
+        let inode = st
+            .inodes
+            .get_mut(&self.inode)
+            .ok_or_else(|| not_found(&self.path))?;
         inode.synced = inode.data.clone();
         self.fs.shared.syncs.fetch_add(1, Ordering::SeqCst);
         Ok(())
@@ -175,7 +187,10 @@ struct FaultRandom {
 impl RandomAccessFile for FaultRandom {
     fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         let st = self.fs.state();
-        let inode = st.inodes.get(&self.inode).ok_or_else(|| not_found(&self.path))?;
+        let inode = st
+            .inodes
+            .get(&self.inode)
+            .ok_or_else(|| not_found(&self.path))?;
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         start
             .checked_add(len)
@@ -246,7 +261,11 @@ impl FileSystem for FaultFs {
     fn read_all(&self, path: &Path) -> Result<Vec<u8>> {
         let st = self.state();
         let inode = st.live.get(path).ok_or_else(|| not_found(path))?;
-        Ok(st.inodes.get(inode).map(|i| i.data.clone()).unwrap_or_default())
+        Ok(st
+            .inodes
+            .get(inode)
+            .map(|i| i.data.clone())
+            .unwrap_or_default())
     }
 
     fn exists(&self, path: &Path) -> bool {
@@ -288,7 +307,10 @@ impl FileSystem for FaultFs {
 
     fn remove_file(&self, path: &Path) -> Result<()> {
         let mut st = self.state();
-        st.live.remove(path).map(|_| ()).ok_or_else(|| not_found(path))
+        st.live
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
@@ -372,7 +394,10 @@ mod tests {
         g.sync().unwrap();
         fs.power_loss();
         assert_eq!(fs.read_all(&a).unwrap(), b"durable");
-        assert!(!fs.exists(&dir.join("b")), "entry never made durable by sync_dir");
+        assert!(
+            !fs.exists(&dir.join("b")),
+            "entry never made durable by sync_dir"
+        );
     }
 
     #[test]
@@ -385,7 +410,10 @@ mod tests {
         fs.set_fail_writes(true);
         assert!(f.append(b"x").is_err());
         let l = fs.lock(Path::new("/d/LOCK")).unwrap();
-        assert!(matches!(fs.lock(Path::new("/d/LOCK")), Err(Error::Locked { .. })));
+        assert!(matches!(
+            fs.lock(Path::new("/d/LOCK")),
+            Err(Error::Locked { .. })
+        ));
         drop(l);
         assert!(fs.lock(Path::new("/d/LOCK")).is_ok());
     }

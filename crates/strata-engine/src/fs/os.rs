@@ -30,7 +30,10 @@ impl WritableFile for OsWritable {
             self.flush()?;
         }
         if data.len() >= WRITE_BUFFER {
-            return self.file.write_all(data).map_err(|e| Error::io(&self.path, e));
+            return self
+                .file
+                .write_all(data)
+                .map_err(|e| Error::io(&self.path, e));
         }
         self.buf.extend_from_slice(data);
         Ok(())
@@ -38,7 +41,9 @@ impl WritableFile for OsWritable {
 
     fn flush(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
-            self.file.write_all(&self.buf).map_err(|e| Error::io(&self.path, e))?;
+            self.file
+                .write_all(&self.buf)
+                .map_err(|e| Error::io(&self.path, e))?;
             self.buf.clear();
         }
         Ok(())
@@ -163,7 +168,9 @@ impl FileSystem for OsFs {
     }
 
     fn file_size(&self, path: &Path) -> Result<u64> {
-        Ok(std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len())
+        Ok(std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len())
     }
 
     fn lock(&self, path: &Path) -> Result<Box<dyn FileLock>> {

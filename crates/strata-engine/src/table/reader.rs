@@ -1,0 +1,200 @@
+//! [`Table`]: an open table file. Opening reads and verifies the footer and the index, filter,
+//! properties and range-del blocks and keeps them in memory; data blocks are read, and their
+//! checksums verified, on each lookup.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::fs::RandomAccessFile;
+use crate::iter::InternalIterator;
+use crate::key::{MAX_SEQNO, SeqNo, ValueKind, parse_internal_key, seek_key};
+use crate::range_del::RangeTombstone;
+use crate::table::block::{Block, BlockIter};
+use crate::table::bloom::BloomFilter;
+use crate::table::format::{BlockHandle, FOOTER_LEN, Footer, decode_range_tombstones, read_block};
+use crate::table::iter::TableIterator;
+use crate::table::properties::TableProperties;
+
+/// The answer of a point lookup in one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableGet {
+    /// The bloom filter ruled the key out: no data block was read.
+    FilteredOut,
+    /// The filter passed (or there is none) but the table has no entry for this user key at or
+    /// below the read sequence number; when the filter passed, this was a false positive.
+    NotFound,
+    /// The newest entry for the user key with a sequence number at or below the read one.
+    Found {
+        /// Sequence number of the entry.
+        seq: SeqNo,
+        /// Put or point tombstone.
+        kind: ValueKind,
+        /// The value (empty for a tombstone).
+        value: Vec<u8>,
+    },
+}
+
+/// An open, immutable table; `Send + Sync`, shared as `Arc<Table>`.
+#[derive(Debug)]
+pub struct Table {
+    file: Arc<dyn RandomAccessFile>,
+    path: Arc<Path>,
+    index: Block,
+    filter: Option<Vec<u8>>,
+    properties: TableProperties,
+    range_tombstones: Vec<RangeTombstone>,
+    /// End of the block area (where the footer starts): no block may reach past it.
+    blocks_end: u64,
+}
+
+impl Table {
+    /// Reads and verifies the footer and the index, filter, properties and range-del blocks,
+    /// which stay in memory. `path` is used only in error messages.
+    pub fn open(file: Arc<dyn RandomAccessFile>, path: &Path) -> Result<Table> {
+        let path: Arc<Path> = Arc::from(path);
+        let len = file.len();
+        let blocks_end = len
+            .checked_sub(FOOTER_LEN as u64)
+            .ok_or_else(|| Error::corruption(&*path, 0, "file too short to be a table"))?;
+        let footer_bytes = file.read_at(blocks_end, FOOTER_LEN)?;
+        let footer = Footer::decode(&footer_bytes, &path, blocks_end)?;
+        let read = |h: BlockHandle| read_block(file.as_ref(), &path, h, blocks_end);
+
+        let index = Block::new(read(footer.index)?, path.clone(), footer.index.offset)?;
+
+        let filter = if footer.filter.size == 0 {
+            None
+        } else {
+            let f = read(footer.filter)?;
+            if !BloomFilter::is_well_formed(&f) {
+                return Err(Error::corruption(
+                    &*path,
+                    footer.filter.offset,
+                    "malformed bloom filter",
+                ));
+            }
+            Some(f)
+        };
+
+        let mut properties =
+            TableProperties::decode(&read(footer.properties)?).ok_or_else(|| {
+                Error::corruption(
+                    &*path,
+                    footer.properties.offset,
+                    "malformed properties block",
+                )
+            })?;
+        properties.file_size = len;
+
+        let range_tombstones =
+            decode_range_tombstones(&read(footer.range_del)?).ok_or_else(|| {
+                Error::corruption(&*path, footer.range_del.offset, "malformed range-del block")
+            })?;
+        if range_tombstones.len() as u64 != properties.num_range_deletions {
+            return Err(Error::corruption(
+                &*path,
+                footer.range_del.offset,
+                "range tombstone count disagrees with the properties",
+            ));
+        }
+
+        Ok(Table {
+            file,
+            path,
+            index,
+            filter,
+            properties,
+            range_tombstones,
+            blocks_end,
+        })
+    }
+
+    /// Looks up the newest entry for `user_key` at or below `seq`. Range tombstones are not
+    /// applied here: they are returned by [`Table::range_tombstones`] for the caller to combine
+    /// with those of newer sources.
+    pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Result<TableGet> {
+        if !self.may_contain(user_key) {
+            return Ok(TableGet::FilteredOut);
+        }
+        let target = seek_key(user_key, seq.min(MAX_SEQNO));
+        let mut index = self.index.iter();
+        index.seek(&target)?;
+        if !index.valid() {
+            return Ok(TableGet::NotFound);
+        }
+        let block = self.read_data_block(index.value())?;
+        let mut it = block.iter();
+        it.seek(&target)?;
+        if !it.valid() {
+            // The index key is the block's last key and sorts at or after the target, so the
+            // block must hold an entry at or after it.
+            return Err(Error::corruption(
+                &*self.path,
+                block.offset(),
+                "data block ends before its index key",
+            ));
+        }
+        let parsed = parse_internal_key(it.key()).ok_or_else(|| {
+            Error::corruption(
+                &*self.path,
+                block.offset(),
+                "malformed internal key in data block",
+            )
+        })?;
+        if parsed.user_key != user_key {
+            return Ok(TableGet::NotFound);
+        }
+        Ok(TableGet::Found {
+            seq: parsed.seq,
+            kind: parsed.kind,
+            value: it.value().to_vec(),
+        })
+    }
+
+    /// False if the bloom filter rules `user_key` out; true if it may be present (or the table
+    /// has no filter).
+    pub fn may_contain(&self, user_key: &[u8]) -> bool {
+        self.filter
+            .as_deref()
+            .is_none_or(|f| BloomFilter::may_contain(f, user_key))
+    }
+
+    /// An iterator over every point entry, reading data blocks as it reaches them.
+    pub fn iter(self: &Arc<Self>) -> TableIterator {
+        TableIterator::new(self.clone())
+    }
+
+    /// The table's properties.
+    pub fn properties(&self) -> &TableProperties {
+        &self.properties
+    }
+
+    /// The table's range tombstones, sorted.
+    pub fn range_tombstones(&self) -> &[RangeTombstone] {
+        &self.range_tombstones
+    }
+
+    /// The path the table was opened with.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// An iterator over the index block: (last key of a data block, encoded block handle).
+    pub(crate) fn index_iter(&self) -> BlockIter {
+        self.index.iter()
+    }
+
+    /// Reads and verifies the data block whose encoded handle is `handle_bytes`.
+    pub(crate) fn read_data_block(&self, handle_bytes: &[u8]) -> Result<Block> {
+        let handle = BlockHandle::decode(handle_bytes).ok_or_else(|| {
+            Error::corruption(
+                &*self.path,
+                self.index.offset(),
+                "malformed block handle in index",
+            )
+        })?;
+        let contents = read_block(self.file.as_ref(), &self.path, handle, self.blocks_end)?;
+        Block::new(contents, self.path.clone(), handle.offset)
+    }
+}
