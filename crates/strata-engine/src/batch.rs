@@ -234,9 +234,15 @@ mod tests {
         assert_eq!(
             ops,
             vec![
-                BatchOp::Put { key: b"a", value: b"1" },
+                BatchOp::Put {
+                    key: b"a",
+                    value: b"1"
+                },
                 BatchOp::Delete { key: b"b" },
-                BatchOp::DeleteRange { start: b"c", end: b"d" },
+                BatchOp::DeleteRange {
+                    start: b"c",
+                    end: b"d"
+                },
             ]
         );
         for cut in 0..rec.len() {

@@ -58,7 +58,9 @@ impl InternalIterator for LevelIterator {
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
         let uk = user_key(target);
-        let i = self.files.partition_point(|f| f.desc.largest.as_slice() < uk);
+        let i = self
+            .files
+            .partition_point(|f| f.desc.largest.as_slice() < uk);
         self.open(i);
         if let Some(c) = self.current.as_mut() {
             c.seek(target)?;

@@ -12,7 +12,9 @@ use crossbeam_skiplist::SkipMap;
 
 use crate::error::Result;
 use crate::iter::InternalIterator;
-use crate::key::{SeqNo, ValueKind, compare_internal, make_internal_key, parse_internal_key, seek_key};
+use crate::key::{
+    SeqNo, ValueKind, compare_internal, make_internal_key, parse_internal_key, seek_key,
+};
 use crate::range_del::RangeTombstone;
 
 /// Per-entry bookkeeping counted on top of key and value bytes.
@@ -73,10 +75,14 @@ impl Memtable {
     /// Inserts a put or delete.
     pub fn add(&self, seq: SeqNo, kind: ValueKind, key: &[u8], value: &[u8]) {
         let ikey = make_internal_key(key, seq, kind);
-        self.size
-            .fetch_add(ikey.len() + value.len() + ENTRY_OVERHEAD, AtomicOrdering::Relaxed);
-        self.map
-            .insert(InternalKey(Bytes::from(ikey)), Bytes::copy_from_slice(value));
+        self.size.fetch_add(
+            ikey.len() + value.len() + ENTRY_OVERHEAD,
+            AtomicOrdering::Relaxed,
+        );
+        self.map.insert(
+            InternalKey(Bytes::from(ikey)),
+            Bytes::copy_from_slice(value),
+        );
     }
 
     /// Records a range deletion.
@@ -103,7 +109,10 @@ impl Memtable {
     /// `read_seq`.
     pub fn covers(&self, user_key: &[u8], entry_seq: SeqNo, read_seq: SeqNo) -> bool {
         crate::range_del::is_covered(
-            &self.range_tombstones.read().unwrap_or_else(|p| p.into_inner()),
+            &self
+                .range_tombstones
+                .read()
+                .unwrap_or_else(|p| p.into_inner()),
             user_key,
             entry_seq,
             read_seq,
@@ -241,7 +250,10 @@ mod tests {
             seen.push((p.user_key.to_vec(), p.seq));
             it.next().unwrap();
         }
-        assert_eq!(seen, vec![(b"a".to_vec(), 2), (b"b".to_vec(), 3), (b"b".to_vec(), 1)]);
+        assert_eq!(
+            seen,
+            vec![(b"a".to_vec(), 2), (b"b".to_vec(), 3), (b"b".to_vec(), 1)]
+        );
         it.seek(&seek_key(b"b", 2)).unwrap();
         assert_eq!(parse_internal_key(it.key()).unwrap().seq, 1);
     }

@@ -30,9 +30,7 @@ impl MergingIterator {
                 continue;
             }
             best = match best {
-                Some(b)
-                    if compare_internal(c.key(), self.children[b].key()) != Ordering::Less =>
-                {
+                Some(b) if compare_internal(c.key(), self.children[b].key()) != Ordering::Less => {
                     Some(b)
                 }
                 _ => Some(i),

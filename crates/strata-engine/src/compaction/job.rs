@@ -19,7 +19,7 @@ use crate::table::{Table, TableOptions};
 use crate::version::{FileMeta, NUM_LEVELS, Version, VersionEdit};
 
 /// What a compaction needs from the store.
-pub struct JobContext<'a> {
+pub struct JobContext<'a, 'p> {
     /// File system.
     pub fs: &'a dyn FileSystem,
     /// Store directory.
@@ -35,7 +35,7 @@ pub struct JobContext<'a> {
     /// Allocates file numbers.
     pub new_file_number: &'a mut dyn FnMut() -> u64,
     /// Called as the merge advances.
-    pub progress: Option<&'a mut dyn FnMut(CompactionProgress)>,
+    pub progress: Option<&'p mut dyn FnMut(CompactionProgress)>,
 }
 
 /// The result of a compaction, ready to be logged and installed.
@@ -62,7 +62,11 @@ fn input_iterator(task: &CompactionTask) -> MergingIterator {
             .map(|(_, f)| Arc::clone(f))
             .collect();
         if level == 0 {
-            children.extend(files.iter().map(|f| Box::new(f.table.iter()) as Box<dyn InternalIterator>));
+            children.extend(
+                files
+                    .iter()
+                    .map(|f| Box::new(f.table.iter()) as Box<dyn InternalIterator>),
+            );
         } else if !files.is_empty() {
             files.sort_by(|a, b| a.desc.smallest.cmp(&b.desc.smallest));
             children.push(Box::new(LevelIterator::new(files)));
@@ -72,7 +76,7 @@ fn input_iterator(task: &CompactionTask) -> MergingIterator {
 }
 
 /// Runs `task` and returns the edit that installs its result.
-pub fn run(task: &CompactionTask, mut ctx: JobContext<'_>) -> Result<JobOutput> {
+pub fn run(task: &CompactionTask, mut ctx: JobContext<'_, '_>) -> Result<JobOutput> {
     let started = Instant::now();
     let out_level = task.output_level;
     let bytes_total = task.input_bytes();
@@ -85,8 +89,10 @@ pub fn run(task: &CompactionTask, mut ctx: JobContext<'_>) -> Result<JobOutput> 
         .collect();
     // Tombstones every reader sees may hide entries now; a tombstone itself may go only when no
     // older table beneath the output level may hold a key it covers.
-    let visible_tombstones: Vec<&RangeTombstone> =
-        input_tombstones.iter().filter(|t| t.seq <= snapshot).collect();
+    let visible_tombstones: Vec<&RangeTombstone> = input_tombstones
+        .iter()
+        .filter(|t| t.seq <= snapshot)
+        .collect();
     let mut kept_tombstones = Vec::new();
     let mut range_tombstones_dropped = 0;
     for t in &input_tombstones {
@@ -117,7 +123,11 @@ pub fn run(task: &CompactionTask, mut ctx: JobContext<'_>) -> Result<JobOutput> 
     while iter.valid() {
         let ikey = iter.key();
         let parsed = parse_internal_key(ikey).ok_or_else(|| {
-            Error::corruption(ctx.dir, 0, "compaction input holds a malformed internal key")
+            Error::corruption(
+                ctx.dir,
+                0,
+                "compaction input holds a malformed internal key",
+            )
         })?;
         keys_in += 1;
         bytes_done += (ikey.len() + iter.value().len()) as u64;

@@ -159,7 +159,11 @@ impl<'a> OutputWriter<'a> {
             size: props.file_size,
             smallest: t.smallest.unwrap_or_default(),
             largest: t.largest,
-            smallest_seq: if t.smallest_seq == SeqNo::MAX { 0 } else { t.smallest_seq },
+            smallest_seq: if t.smallest_seq == SeqNo::MAX {
+                0
+            } else {
+                t.smallest_seq
+            },
             largest_seq: t.largest_seq,
             num_entries: t.entries,
             num_deletions: t.deletions,

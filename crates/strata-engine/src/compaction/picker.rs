@@ -72,7 +72,11 @@ pub fn pick(v: &Version, opts: &Options) -> Option<CompactionTask> {
     };
     let (lo, hi) = key_range(chosen.iter())?;
     let mut inputs: Vec<(usize, Arc<FileMeta>)> = chosen.into_iter().map(|f| (level, f)).collect();
-    inputs.extend(v.overlapping(level + 1, &lo, &hi).into_iter().map(|f| (level + 1, f)));
+    inputs.extend(
+        v.overlapping(level + 1, &lo, &hi)
+            .into_iter()
+            .map(|f| (level + 1, f)),
+    );
     Some(CompactionTask {
         inputs,
         output_level: level + 1,
@@ -88,7 +92,12 @@ pub fn pick(v: &Version, opts: &Options) -> Option<CompactionTask> {
 /// where `None`), widened until no table outside the inputs overlaps their combined range.
 /// The output goes to the deepest level among the inputs, or L1 if they are all in L0.
 pub fn manual(v: &Version, start: Option<&[u8]>, end: Option<&[u8]>) -> Option<CompactionTask> {
-    let all = || v.levels.iter().enumerate().flat_map(|(l, fs)| fs.iter().map(move |f| (l, f)));
+    let all = || {
+        v.levels
+            .iter()
+            .enumerate()
+            .flat_map(|(l, fs)| fs.iter().map(move |f| (l, f)))
+    };
     let (mut lo, mut hi) = key_range(all().map(|(_, f)| f))?;
     if let Some(s) = start {
         lo = lo.max(s.to_vec());

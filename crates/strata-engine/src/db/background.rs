@@ -2,12 +2,12 @@
 //! compactions; manual compactions share the compaction machinery. A failure in either thread
 //! poisons the store, since what is on disk may no longer match what readers were told.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{DbInner, SuperVersion};
+use super::{DbInner, DbState, SuperVersion};
 use crate::compaction::job::{self, JobContext};
 use crate::compaction::output::OutputWriter;
 use crate::compaction::{CompactionProgress, CompactionReport, CompactionTask, picker};
@@ -29,7 +29,7 @@ pub(crate) fn spawn(inner: &Arc<DbInner>) -> Result<Vec<JoinHandle<()>>> {
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || f(inner))
-            .map_err(|e| Error::io(&inner_dir(name), e))
+            .map_err(|e| Error::io(inner_dir(name), e))
     };
     Ok(vec![
         spawn("strata-flush", flush_loop)?,
@@ -62,7 +62,7 @@ pub(crate) fn write_memtable(
     writer.finish()
 }
 
-fn wait(inner: &DbInner, st: std::sync::MutexGuard<'_, super::DbState>) -> std::sync::MutexGuard<'_, super::DbState> {
+fn wait<'a>(inner: &'a DbInner, st: MutexGuard<'a, DbState>) -> MutexGuard<'a, DbState> {
     inner
         .state_changed
         .wait_timeout(st, IDLE_WAIT)
@@ -111,7 +111,10 @@ fn flush_memtable(inner: &DbInner, imm: &Arc<Memtable>) -> Result<()> {
         .ok_or_else(|| Error::InvalidArgument("flushed memtable is no longer queued".into()))?;
     // The oldest WAL still needed is the one of the next newer memtable.
     let next_log = match pos.checked_sub(1) {
-        Some(newer) => sv.imms.get(newer).map_or(sv.mem.log_number(), |m| m.log_number()),
+        Some(newer) => sv
+            .imms
+            .get(newer)
+            .map_or(sv.mem.log_number(), |m| m.log_number()),
         None => sv.mem.log_number(),
     };
     let (new_files, tables) = outputs.into_iter().unzip();

@@ -78,7 +78,10 @@ impl DbInner {
     }
 
     pub fn set_super_version(&self, sv: SuperVersion) {
-        *self.super_version.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(sv);
+        *self
+            .super_version
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(sv);
     }
 
     /// Refuses writes once an earlier failure made the in-memory state untrustworthy.
@@ -238,7 +241,11 @@ impl Db {
 
     /// Reads the newest value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        read::get(&self.inner, key, self.inner.last_seq.load(Ordering::Acquire))
+        read::get(
+            &self.inner,
+            key,
+            self.inner.last_seq.load(Ordering::Acquire),
+        )
     }
 
     /// Sets `key` to `value`, synced.

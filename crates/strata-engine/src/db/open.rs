@@ -31,7 +31,10 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         fs.create_dir_all(dir)?;
     }
     let names = fs.list_dir(dir)?;
-    let foreign: Vec<&String> = names.iter().filter(|n| filename::parse(n).is_none()).collect();
+    let foreign: Vec<&String> = names
+        .iter()
+        .filter(|n| filename::parse(n).is_none())
+        .collect();
     if !foreign.is_empty() {
         return Err(Error::NotAStore {
             path: dir.to_path_buf(),

@@ -43,7 +43,11 @@ pub(crate) fn get(inner: &DbInner, key: &[u8], seq: SeqNo) -> Result<Option<Vec<
                         Counters::add(&c.bloom_false_positives, 1);
                     }
                 }
-                TableGet::Found { seq: s, kind, value } => {
+                TableGet::Found {
+                    seq: s,
+                    kind,
+                    value,
+                } => {
                     Counters::add(&c.bloom_positives, 1);
                     found = Some((s, kind, value));
                     break;
@@ -66,13 +70,14 @@ pub(crate) fn iter(
     if let (Some(s), Some(e)) = (start, end)
         && s > e
     {
-        return Err(Error::InvalidArgument("range start is after its end".into()));
+        return Err(Error::InvalidArgument(
+            "range start is after its end".into(),
+        ));
     }
     let sv = inner.super_version();
     let lo = start.unwrap_or_default();
-    let in_range = |smallest: &[u8], largest: &[u8]| {
-        largest >= lo && end.is_none_or(|e| smallest < e)
-    };
+    let in_range =
+        |smallest: &[u8], largest: &[u8]| largest >= lo && end.is_none_or(|e| smallest < e);
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
     let mut tombstones: Vec<RangeTombstone> = Vec::new();
     for m in once(&sv.mem).chain(sv.imms.iter()) {
@@ -96,7 +101,9 @@ pub(crate) fn iter(
         }
     }
     tombstones.extend(sv.version.range_tombstones.iter().cloned());
-    tombstones.retain(|t| t.seq <= seq && end.is_none_or(|e| t.start.as_slice() < e) && t.end.as_slice() > lo);
+    tombstones.retain(|t| {
+        t.seq <= seq && end.is_none_or(|e| t.start.as_slice() < e) && t.end.as_slice() > lo
+    });
 
     let mut merged = MergingIterator::new(children);
     let positioned = match start {

@@ -149,7 +149,10 @@ fn submit(inner: &DbInner, batch: WriteBatch, sync: bool, force_switch: bool) ->
 /// Errors are not `Clone` (they carry `io::Error`); the leader keeps the kind where it can.
 fn clone_error(e: &Error) -> Error {
     match e {
-        Error::Io { path, source } => Error::io(path.clone(), std::io::Error::new(source.kind(), source.to_string())),
+        Error::Io { path, source } => Error::io(
+            path.clone(),
+            std::io::Error::new(source.kind(), source.to_string()),
+        ),
         Error::Poisoned(s) => Error::Poisoned(s.clone()),
         Error::Closed => Error::Closed,
         other => Error::Poisoned(other.to_string()),
@@ -247,7 +250,7 @@ fn make_room(inner: &DbInner, wal: &mut WalWriter, force: bool) -> Result<()> {
             Counters::add(&inner.counters.write_slowdowns, 1);
             std::thread::sleep(Duration::from_millis(1));
             continue;
-        } else if !full && !(force && !sv.mem.is_empty()) {
+        } else if !full && (!force || sv.mem.is_empty()) {
             return Ok(());
         } else {
             sv.imms.len() >= opts.max_immutable_memtables.max(1)
@@ -272,7 +275,11 @@ fn switch_memtable(inner: &DbInner, wal: &mut WalWriter, sv: &SuperVersion) -> R
     let st_result = (|| {
         let mut st = inner.state();
         let number = st.versions.new_file_number();
-        let new_wal = WalWriter::create(inner.fs.as_ref(), &filename::wal(&inner.dir, number), number)?;
+        let new_wal = WalWriter::create(
+            inner.fs.as_ref(),
+            &filename::wal(&inner.dir, number),
+            number,
+        )?;
         // Everything acknowledged must be in the OS before the old WAL is left behind.
         wal.flush()?;
         *wal = new_wal;

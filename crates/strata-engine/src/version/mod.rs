@@ -53,26 +53,35 @@ impl Version {
     pub fn overlapping(&self, level: usize, lo: &[u8], hi: &[u8]) -> Vec<Arc<FileMeta>> {
         self.levels
             .get(level)
-            .map(|files| files.iter().filter(|f| f.overlaps(lo, hi)).cloned().collect())
+            .map(|files| {
+                files
+                    .iter()
+                    .filter(|f| f.overlaps(lo, hi))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Tables that may hold `key`, in the order a read must search them (newest data first).
     pub fn tables_for_key<'a>(&'a self, key: &'a [u8]) -> impl Iterator<Item = &'a Arc<FileMeta>> {
-        self.levels.iter().enumerate().flat_map(move |(level, files)| {
-            let start = if level == 0 {
-                0
-            } else {
-                // Disjoint and sorted: skip the tables that end before the key.
-                files.partition_point(|f| f.desc.largest.as_slice() < key)
-            };
-            files
-                .get(start..)
-                .unwrap_or_default()
-                .iter()
-                .take_while(move |f| level == 0 || f.desc.smallest.as_slice() <= key)
-                .filter(move |f| f.contains(key))
-        })
+        self.levels
+            .iter()
+            .enumerate()
+            .flat_map(move |(level, files)| {
+                let start = if level == 0 {
+                    0
+                } else {
+                    // Disjoint and sorted: skip the tables that end before the key.
+                    files.partition_point(|f| f.desc.largest.as_slice() < key)
+                };
+                files
+                    .get(start..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take_while(move |f| level == 0 || f.desc.smallest.as_slice() <= key)
+                    .filter(move |f| f.contains(key))
+            })
     }
 
     /// Total bytes of a level's tables.

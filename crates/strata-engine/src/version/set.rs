@@ -56,7 +56,9 @@ impl VersionSet {
             .ok()
             .and_then(|s| s.strip_suffix('\n'))
             .filter(|s| s.starts_with("MANIFEST-") && !s.contains('/'))
-            .ok_or_else(|| Error::corruption(&current_path, 0, "CURRENT does not name a MANIFEST"))?;
+            .ok_or_else(|| {
+                Error::corruption(&current_path, 0, "CURRENT does not name a MANIFEST")
+            })?;
         let manifest_path = dir.join(name);
         let contents = read_wal(fs.as_ref(), &manifest_path, RecoveryMode::TolerateTornTail)?;
 
@@ -64,7 +66,11 @@ impl VersionSet {
         let (mut log_number, mut next_file, mut last_seq) = (0, 2, 0);
         for (i, record) in contents.records.iter().enumerate() {
             let edit = VersionEdit::decode(record).ok_or_else(|| {
-                Error::corruption(&manifest_path, i as u64, "undecodable version edit (record index)")
+                Error::corruption(
+                    &manifest_path,
+                    i as u64,
+                    "undecodable version edit (record index)",
+                )
             })?;
             if let Some(v) = edit.format_version
                 && v > FORMAT_VERSION
@@ -91,7 +97,11 @@ impl VersionSet {
             }
         }
         if contents.records.is_empty() {
-            return Err(Error::corruption(&manifest_path, 0, "MANIFEST holds no version"));
+            return Err(Error::corruption(
+                &manifest_path,
+                0,
+                "MANIFEST holds no version",
+            ));
         }
 
         let mut version = Version::default();
@@ -214,6 +224,28 @@ impl VersionSet {
         Ok(self.current())
     }
 
+    /// Writes a store in `target` that holds the current tables (hard-linked) and a MANIFEST
+    /// describing them, with no WAL to replay.
+    pub fn write_checkpoint(&self, target: &Path) -> Result<()> {
+        for f in self.current.levels.iter().flatten() {
+            self.fs.hard_link(
+                &filename::table(&self.dir, f.desc.number),
+                &filename::table(target, f.desc.number),
+            )?;
+        }
+        self.fs.sync_dir(target)?;
+        let next = self.next_file_number;
+        Self::install_manifest(
+            Arc::clone(&self.fs),
+            target,
+            next,
+            next,
+            self.last_seq,
+            self.current(),
+        )
+        .map(drop)
+    }
+
     /// File numbers of every live table.
     pub fn live_tables(&self) -> Vec<u64> {
         self.current
@@ -247,7 +279,12 @@ fn snapshot_edit(
         log_number: Some(log_number),
         next_file_number: Some(next_file_number),
         last_seq: Some(last_seq),
-        new_files: version.levels.iter().flatten().map(|f| f.desc.clone()).collect(),
+        new_files: version
+            .levels
+            .iter()
+            .flatten()
+            .map(|f| f.desc.clone())
+            .collect(),
         deleted_files: Vec::new(),
     }
 }
@@ -255,7 +292,7 @@ fn snapshot_edit(
 fn sort_levels(v: &mut Version) {
     for (level, files) in v.levels.iter_mut().enumerate() {
         if level == 0 {
-            files.sort_by(|a, b| b.desc.number.cmp(&a.desc.number));
+            files.sort_by_key(|f| std::cmp::Reverse(f.desc.number));
         } else {
             files.sort_by(|a, b| a.desc.smallest.cmp(&b.desc.smallest));
         }
