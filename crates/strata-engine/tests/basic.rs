@@ -1,7 +1,10 @@
 //! End-to-end scenarios through the public API on a real directory: puts, deletes, range
 //! deletes, snapshots, iteration, flush, compaction, reopen and checkpoints.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
 
 use strata_engine::{Db, Error, Options, WriteBatch, WriteOptions};
 
