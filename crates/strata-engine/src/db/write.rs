@@ -267,11 +267,11 @@ fn make_room(inner: &DbInner, wal: &mut WalWriter, force: bool) -> Result<()> {
                 .wait_timeout(st, Duration::from_millis(20));
             continue;
         }
-        return switch_memtable(inner, wal, &sv);
+        return switch_memtable(inner, wal);
     }
 }
 
-fn switch_memtable(inner: &DbInner, wal: &mut WalWriter, sv: &SuperVersion) -> Result<()> {
+fn switch_memtable(inner: &DbInner, wal: &mut WalWriter) -> Result<()> {
     let st_result = (|| {
         let mut st = inner.state();
         let number = st.versions.new_file_number();
@@ -283,12 +283,15 @@ fn switch_memtable(inner: &DbInner, wal: &mut WalWriter, sv: &SuperVersion) -> R
         // Everything acknowledged must be in the OS before the old WAL is left behind.
         wal.flush()?;
         *wal = new_wal;
+        // Read the super version under the state lock: one read before it may still list a
+        // memtable the flush thread has since retired, which would then be flushed twice.
+        let sv = inner.super_version();
         let mut imms = vec![Arc::clone(&sv.mem)];
         imms.extend(sv.imms.iter().cloned());
         inner.set_super_version(SuperVersion {
             mem: Arc::new(Memtable::new(number)),
             imms,
-            version: Arc::clone(&inner.super_version().version),
+            version: Arc::clone(&sv.version),
         });
         inner.state_changed.notify_all();
         Ok(())
