@@ -4,7 +4,10 @@
 //! background compactions happen inside short sequences. `STRATA_MODEL_CASES` sets the number
 //! of cases (default 2000).
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -156,7 +159,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::ScanSnapshot(i) => {
                 if !snapshots.is_empty() {
                     let (s, m) = &snapshots[i % snapshots.len()];
-                    let got: Vec<_> = s.range(None, None).unwrap().collect::<Result<_, _>>().unwrap();
+                    let got: Vec<_> = s
+                        .range(None, None)
+                        .unwrap()
+                        .collect::<Result<_, _>>()
+                        .unwrap();
                     prop_assert_eq!(got, model_range(m, None, None));
                 }
             }
@@ -168,7 +175,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Flush => d.flush().unwrap(),
             Op::Compact(a, b) => {
-                d.compact_range(a.as_deref(), b.as_deref(), &mut |_| {}).unwrap();
+                d.compact_range(a.as_deref(), b.as_deref(), &mut |_| {})
+                    .unwrap();
             }
             Op::Reopen => {
                 // Snapshots pin the old instance; a reopen ends them, as a restart would.
@@ -179,7 +187,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         }
     }
     let d = db.as_ref().unwrap();
-    let got: Vec<_> = d.range(None, None).unwrap().collect::<Result<_, _>>().unwrap();
+    let got: Vec<_> = d
+        .range(None, None)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     prop_assert_eq!(got, model_range(&model, None, None));
     for (k, v) in &model {
         prop_assert_eq!(d.get(k).unwrap(), Some(v.clone()));
@@ -198,7 +210,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn engine_matches_a_btreemap(ops in prop::collection::vec(op(), 1..80)) {
+    fn engine_matches_a_btreemap(ops in prop::collection::vec(op(), 1..120)) {
         run(ops)?;
     }
 }
