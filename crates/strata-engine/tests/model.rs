@@ -181,7 +181,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Reopen => {
                 // Snapshots pin the old instance; a reopen ends them, as a restart would.
                 snapshots.clear();
-                db = None;
+                drop(db.take());
                 db = Some(Db::open(dir, options(&fs)).unwrap());
             }
         }
