@@ -90,8 +90,9 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     wals.sort_unstable();
     for n in &wals {
         let path = filename::wal(dir, *n);
-        if fs.file_size(&path)? == 0 {
-            // Created but never written before a crash.
+        if fs.file_size(&path)? < crate::wal::format::FILE_HEADER_LEN as u64 {
+            // Cut short while being created: the header is synced before any record is
+            // written, so such a log never held an acknowledged write.
             continue;
         }
         let contents = read_wal(fs.as_ref(), &path, mode)?;
