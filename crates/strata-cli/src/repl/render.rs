@@ -272,11 +272,13 @@ impl<W: Write> PrettyOutput<W> {
     fn stats_table(&self, report: &StatsReport) -> Table {
         let mut table = Table::new();
         table.load_style(if self.style.decorated {
-            presets::UTF8_FULL
+            presets::UTF8_FULL_CONDENSED
         } else {
-            presets::ASCII_FULL
+            presets::ASCII_FULL_CONDENSED
         });
-        table.set_content_arrangement(ContentArrangement::Dynamic);
+        // The table is narrow; letting comfy-table fit it to the terminal squeezes it into one
+        // character per column when the terminal reports no width (some pseudo-terminals).
+        table.set_content_arrangement(ContentArrangement::Disabled);
         table.set_header(vec!["Section", "Metric", "Value"]);
         for section in &report.sections {
             for (i, figure) in section.figures.iter().enumerate() {
