@@ -44,3 +44,29 @@ fn a_plain_file_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_store_in_use_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    // The first REPL holds the store open while it waits for input.
+    let mut first = common::strata(&dir, tmp.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = first.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(first.stdout.take().unwrap());
+    std::io::Write::write_all(&mut stdin, b"PUT a 1\n").unwrap();
+    let mut reply = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut reply).unwrap();
+    assert_eq!(reply, "OK\n");
+
+    let second = run_script(&dir, b"GET a\n");
+    assert!(!second.status.success());
+    let stderr = String::from_utf8(second.stderr).unwrap();
+    assert!(stderr.contains("is locked by another process"), "{stderr}");
+
+    drop(stdin);
+    assert!(first.wait().unwrap().success());
+}
