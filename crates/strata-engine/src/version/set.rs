@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::{FileDesc, FileMeta, NUM_LEVELS, Version, VersionEdit};
 use crate::error::{Error, Result};
-use crate::filename;
+use crate::filename::{self, FileKind};
 use crate::fs::{FileSystem, write_file_atomic};
 use crate::key::SeqNo;
 use crate::table::Table;
@@ -110,6 +110,16 @@ impl VersionSet {
                 let table = open_table(fs.as_ref(), dir, desc.number)?;
                 next_file = next_file.max(desc.number + 1);
                 version.levels[level].push(Arc::new(FileMeta { desc, table }));
+            }
+        }
+        // A crash can leave files numbered at or past the MANIFEST's next file number: logs and
+        // tables created after its last edit, or the MANIFEST of an open that died before it
+        // updated CURRENT. New files must not reuse those numbers, or creating them fails.
+        for name in fs.list_dir(dir)? {
+            if let Some(FileKind::Wal(n) | FileKind::Table(n) | FileKind::Manifest(n)) =
+                filename::parse(&name)
+            {
+                next_file = next_file.max(n + 1);
             }
         }
         sort_levels(&mut version);
