@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -16,9 +16,59 @@ use crate::key::{
     SeqNo, ValueKind, compare_internal, make_internal_key, parse_internal_key, seek_key,
 };
 use crate::range_del::RangeTombstone;
+use crate::table::BloomFilter;
 
-/// Per-entry bookkeeping counted on top of key and value bytes.
-const ENTRY_OVERHEAD: usize = 64;
+/// Per-entry bookkeeping counted on top of key and value bytes: the skiplist node with its
+/// tower, and the allocator's headers for the key and value buffers.
+const ENTRY_OVERHEAD: usize = 112;
+
+/// Bloom filter bits per expected entry, and the smallest entry size the sizing assumes.
+const BLOOM_BITS_PER_ENTRY: usize = 10;
+const BLOOM_MIN_ENTRY_BYTES: usize = ENTRY_OVERHEAD + 16;
+const BLOOM_PROBES: u32 = 6;
+
+/// A fixed-size bloom filter over the memtable's user keys, set with atomic ORs so the writer
+/// never blocks readers. Lookups of keys the memtable does not hold (most of them, once the
+/// data outgrows one memtable) skip the skiplist search entirely.
+#[derive(Debug)]
+struct MemBloom {
+    words: Box<[AtomicU64]>,
+}
+
+impl MemBloom {
+    fn new(capacity_bytes: usize) -> Self {
+        let entries = (capacity_bytes / BLOOM_MIN_ENTRY_BYTES).max(64);
+        let words = (entries * BLOOM_BITS_PER_ENTRY).div_ceil(64);
+        MemBloom {
+            words: (0..words).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn positions(&self, hash: u64) -> impl Iterator<Item = (usize, u64)> + use<> {
+        let nbits = (self.words.len() * 64) as u64;
+        let (h1, h2) = (hash & 0xffff_ffff, (hash >> 32) | 1);
+        (0..u64::from(BLOOM_PROBES)).map(move |i| {
+            let bit = h1.wrapping_add(i.wrapping_mul(h2)) % nbits;
+            ((bit / 64) as usize, 1u64 << (bit % 64))
+        })
+    }
+
+    fn insert(&self, hash: u64) {
+        for (word, mask) in self.positions(hash) {
+            if let Some(w) = self.words.get(word) {
+                w.fetch_or(mask, AtomicOrdering::Relaxed);
+            }
+        }
+    }
+
+    fn may_contain(&self, hash: u64) -> bool {
+        self.positions(hash).all(|(word, mask)| {
+            self.words
+                .get(word)
+                .is_none_or(|w| w.load(AtomicOrdering::Relaxed) & mask != 0)
+        })
+    }
+}
 
 /// An encoded internal key ordered by [`compare_internal`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,16 +101,19 @@ pub struct MemGet {
 #[derive(Debug)]
 pub struct Memtable {
     map: SkipMap<InternalKey, Bytes>,
+    bloom: MemBloom,
     range_tombstones: RwLock<Vec<RangeTombstone>>,
     size: AtomicUsize,
     log_number: u64,
 }
 
 impl Memtable {
-    /// An empty memtable whose writes are logged in WAL `log_number`.
-    pub fn new(log_number: u64) -> Self {
+    /// An empty memtable whose writes are logged in WAL `log_number`, expected to grow to about
+    /// `capacity_bytes` (this sizes its bloom filter).
+    pub fn new(log_number: u64, capacity_bytes: usize) -> Self {
         Memtable {
             map: SkipMap::new(),
+            bloom: MemBloom::new(capacity_bytes),
             range_tombstones: RwLock::new(Vec::new()),
             size: AtomicUsize::new(0),
             log_number,
@@ -74,6 +127,7 @@ impl Memtable {
 
     /// Inserts a put or delete.
     pub fn add(&self, seq: SeqNo, kind: ValueKind, key: &[u8], value: &[u8]) {
+        self.bloom.insert(BloomFilter::hash(key));
         let ikey = make_internal_key(key, seq, kind);
         self.size.fetch_add(
             ikey.len() + value.len() + ENTRY_OVERHEAD,
@@ -130,6 +184,15 @@ impl Memtable {
 
     /// The newest version of `user_key` with a sequence number at or below `seq`.
     pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Option<MemGet> {
+        self.get_hashed(user_key, BloomFilter::hash(user_key), seq)
+    }
+
+    /// [`Memtable::get`] with the key's [`BloomFilter::hash`] already computed, so one hash
+    /// serves every memtable and table a lookup visits.
+    pub fn get_hashed(&self, user_key: &[u8], hash: u64, seq: SeqNo) -> Option<MemGet> {
+        if !self.bloom.may_contain(hash) {
+            return None;
+        }
         let target = InternalKey(Bytes::from(seek_key(user_key, seq)));
         let entry = self.map.lower_bound(Bound::Included(&target))?;
         let parsed = parse_internal_key(&entry.key().0)?;
@@ -153,6 +216,15 @@ impl Memtable {
     /// True if nothing was written.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty() && !self.has_range_tombstones()
+    }
+
+    /// Walks every point entry in order as (encoded internal key, value). Faster than
+    /// [`Memtable::iter`] for a full pass (a flush): it follows the skiplist's links instead of
+    /// searching for each successor.
+    pub fn entries(&self) -> impl Iterator<Item = (Bytes, Bytes)> + '_ {
+        self.map
+            .iter()
+            .map(|e| (e.key().0.clone(), e.value().clone()))
     }
 
     /// An iterator over the point entries.
@@ -223,7 +295,7 @@ mod tests {
 
     #[test]
     fn get_sees_the_newest_version_at_a_sequence() {
-        let m = Memtable::new(1);
+        let m = Memtable::new(1, 1 << 20);
         m.add(1, ValueKind::Put, b"k", b"v1");
         m.add(3, ValueKind::Put, b"k", b"v3");
         m.add(5, ValueKind::Delete, b"k", b"");
@@ -237,8 +309,37 @@ mod tests {
     }
 
     #[test]
+    fn bloom_rules_out_absent_keys_without_false_negatives() {
+        let m = Memtable::new(1, 1 << 20);
+        for i in 0..5000u32 {
+            m.add(
+                u64::from(i),
+                ValueKind::Put,
+                format!("present{i}").as_bytes(),
+                b"v",
+            );
+        }
+        for i in 0..5000u32 {
+            assert!(
+                m.get(format!("present{i}").as_bytes(), u64::MAX >> 8)
+                    .is_some()
+            );
+        }
+        let passed = (0..5000u32)
+            .filter(|i| {
+                m.bloom
+                    .may_contain(BloomFilter::hash(format!("absent{i}").as_bytes()))
+            })
+            .count();
+        assert!(
+            passed < 100,
+            "{passed} of 5000 absent keys passed the filter"
+        );
+    }
+
+    #[test]
     fn iterator_walks_in_internal_order() {
-        let m = Arc::new(Memtable::new(1));
+        let m = Arc::new(Memtable::new(1, 1 << 20));
         m.add(1, ValueKind::Put, b"b", b"1");
         m.add(2, ValueKind::Put, b"a", b"2");
         m.add(3, ValueKind::Put, b"b", b"3");

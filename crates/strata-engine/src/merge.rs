@@ -94,8 +94,8 @@ mod tests {
 
     #[test]
     fn merges_in_order_across_sources() {
-        let a = Arc::new(Memtable::new(1));
-        let b = Arc::new(Memtable::new(2));
+        let a = Arc::new(Memtable::new(1, 1 << 20));
+        let b = Arc::new(Memtable::new(2, 1 << 20));
         a.add(1, ValueKind::Put, b"a", b"");
         a.add(4, ValueKind::Put, b"c", b"");
         b.add(2, ValueKind::Put, b"b", b"");

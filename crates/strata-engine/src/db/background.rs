@@ -14,7 +14,6 @@ use crate::compaction::{CompactionProgress, CompactionReport, CompactionTask, pi
 use crate::error::{Error, Result};
 use crate::filename;
 use crate::fs::FileSystem;
-use crate::iter::InternalIterator;
 use crate::key::parse_internal_key;
 use crate::memtable::Memtable;
 use crate::stats::Counters;
@@ -51,13 +50,10 @@ pub(crate) fn write_memtable(
 ) -> Result<Vec<(FileDesc, Arc<Table>)>> {
     let mut writer = OutputWriter::new(fs, dir, 0, table_options, u64::MAX, new_file_number);
     writer.set_range_tombstones(mem.range_tombstones());
-    let mut it = mem.iter();
-    it.seek_to_first()?;
-    while it.valid() {
-        let parsed = parse_internal_key(it.key())
+    for (ikey, value) in mem.entries() {
+        let parsed = parse_internal_key(&ikey)
             .ok_or_else(|| Error::corruption(dir, 0, "memtable holds a malformed key"))?;
-        writer.add(it.key(), &parsed, it.value())?;
-        it.next()?;
+        writer.add(&ikey, &parsed, &value)?;
     }
     writer.finish()
 }

@@ -72,7 +72,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     };
 
     let counters = Counters::default();
-    let mem = Arc::new(Memtable::new(0));
+    let mem = Arc::new(Memtable::new(0, opts.write_buffer_size));
     let mut last_seq = versions.last_seq();
     let mode = if opts.skip_damaged_wal_records {
         RecoveryMode::SkipDamaged
@@ -147,7 +147,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         fs,
         _lock: lock,
         super_version: RwLock::new(Arc::new(SuperVersion {
-            mem: Arc::new(Memtable::new(new_log)),
+            mem: Arc::new(Memtable::new(new_log, opts.write_buffer_size)),
             imms: Vec::new(),
             version,
         })),

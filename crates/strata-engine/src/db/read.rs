@@ -15,7 +15,7 @@ use crate::level_iter::LevelIterator;
 use crate::merge::MergingIterator;
 use crate::range_del::{RangeTombstone, is_covered};
 use crate::stats::Counters;
-use crate::table::TableGet;
+use crate::table::{BloomFilter, TableGet};
 
 fn covered(sv: &SuperVersion, key: &[u8], entry_seq: SeqNo, read_seq: SeqNo) -> bool {
     once(&sv.mem)
@@ -29,13 +29,14 @@ pub(crate) fn get(inner: &DbInner, key: &[u8], seq: SeqNo) -> Result<Option<Vec<
     let c = &inner.counters;
     Counters::add(&c.keys_read, 1);
     let sv = inner.super_version();
+    let hash = BloomFilter::hash(key);
     let mut found = once(&sv.mem)
         .chain(sv.imms.iter())
-        .find_map(|m| m.get(key, seq))
+        .find_map(|m| m.get_hashed(key, hash, seq))
         .map(|g| (g.seq, g.kind, g.value.to_vec()));
     if found.is_none() {
         for f in sv.version.tables_for_key(key) {
-            match f.table.get(key, seq)? {
+            match f.table.get_hashed(key, hash, seq)? {
                 TableGet::FilteredOut => Counters::add(&c.bloom_negatives, 1),
                 TableGet::NotFound => {
                     if inner.opts.bloom_bits_per_key > 0 {

@@ -289,7 +289,7 @@ fn switch_memtable(inner: &DbInner, wal: &mut WalWriter) -> Result<()> {
         let mut imms = vec![Arc::clone(&sv.mem)];
         imms.extend(sv.imms.iter().cloned());
         inner.set_super_version(SuperVersion {
-            mem: Arc::new(Memtable::new(number)),
+            mem: Arc::new(Memtable::new(number, inner.opts.write_buffer_size)),
             imms,
             version: Arc::clone(&sv.version),
         });

@@ -114,7 +114,17 @@ impl Table {
     /// applied here: they are returned by [`Table::range_tombstones`] for the caller to combine
     /// with those of newer sources.
     pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Result<TableGet> {
-        if !self.may_contain(user_key) {
+        self.get_hashed(user_key, BloomFilter::hash(user_key), seq)
+    }
+
+    /// [`Table::get`] with the key's [`BloomFilter::hash`] already computed, so one hash serves
+    /// every table a lookup visits.
+    pub fn get_hashed(&self, user_key: &[u8], hash: u64, seq: SeqNo) -> Result<TableGet> {
+        if self
+            .filter
+            .as_deref()
+            .is_some_and(|f| !BloomFilter::may_contain_hash(f, hash))
+        {
             return Ok(TableGet::FilteredOut);
         }
         let target = seek_key(user_key, seq.min(MAX_SEQNO));
