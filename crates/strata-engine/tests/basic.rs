@@ -203,7 +203,7 @@ fn logs_numbered_after_the_last_manifest_edit_do_not_collide() {
     let next = records
         .iter()
         .filter_map(|r| strata_engine::version::VersionEdit::decode(r)?.next_file_number)
-        .last()
+        .next_back()
         .unwrap();
     for n in next..next + 4 {
         let path = strata_engine::filename::wal(dir.path(), n);
