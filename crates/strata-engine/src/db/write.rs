@@ -280,8 +280,9 @@ fn switch_memtable(inner: &DbInner, wal: &mut WalWriter) -> Result<()> {
             &filename::wal(&inner.dir, number),
             number,
         )?;
-        // Everything acknowledged must be in the OS before the old WAL is left behind.
-        wal.flush()?;
+        // Sync the old log before writes move on: a later synced write then also makes every
+        // earlier write durable, so a power loss always leaves a prefix of the history.
+        wal.sync()?;
         *wal = new_wal;
         // Read the super version under the state lock: one read before it may still list a
         // memtable the flush thread has since retired, which would then be flushed twice.
