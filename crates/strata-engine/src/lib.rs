@@ -27,6 +27,7 @@
 //! - [`batch`]: atomic write batches and their WAL encoding.
 //! - [`wal`]: the write-ahead log: record framing, writer, recovery.
 //! - [`memtable`]: the concurrent skiplist that takes writes before a flush.
+//! - [`cache`]: the sharded LRU cache of data blocks.
 //! - [`table`]: SSTables: blocks, bloom filters, index, properties, footer, builder, reader.
 //! - [`version`]: the live tables per level and the MANIFEST that persists them.
 //! - [`compaction`]: planning, running and writing compactions.
@@ -40,6 +41,7 @@
 //! - [`coding`]: bounds-checked integer and varint encoding.
 
 pub mod batch;
+pub mod cache;
 pub mod coding;
 pub mod compaction;
 pub mod db;

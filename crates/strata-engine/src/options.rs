@@ -19,6 +19,9 @@ pub struct Options {
     pub block_size: usize,
     /// Bloom filter bits per key (0 disables filters).
     pub bloom_bits_per_key: usize,
+    /// Byte budget of the cache of data blocks shared by all tables (0 disables it). Index and
+    /// filter blocks are pinned in memory outside this budget and reported in stats.
+    pub block_cache_size: usize,
     /// Number of L0 tables that triggers a compaction into L1.
     pub l0_compaction_trigger: usize,
     /// Number of L0 tables at which writers are slowed.
@@ -46,6 +49,7 @@ impl Default for Options {
             max_immutable_memtables: 2,
             block_size: 4096,
             bloom_bits_per_key: 10,
+            block_cache_size: 32 << 20,
             l0_compaction_trigger: 4,
             l0_slowdown_trigger: 12,
             l0_stop_trigger: 20,

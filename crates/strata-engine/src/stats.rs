@@ -95,6 +95,16 @@ pub struct Stats {
     pub levels: Vec<LevelStats>,
     /// Last sequence number written.
     pub last_sequence: u64,
+    /// Data-block reads served by the block cache.
+    pub block_cache_hits: u64,
+    /// Data-block reads that went to the file.
+    pub block_cache_misses: u64,
+    /// Bytes held by the block cache.
+    pub block_cache_bytes: u64,
+    /// The block cache's byte budget.
+    pub block_cache_capacity: u64,
+    /// Index and filter bytes pinned in memory by open tables.
+    pub pinned_table_bytes: u64,
 }
 
 impl Stats {
@@ -114,6 +124,15 @@ impl Stats {
             return 0.0;
         }
         self.bloom_negatives as f64 / total as f64
+    }
+
+    /// Share of data-block reads served by the block cache.
+    pub fn block_cache_hit_rate(&self) -> f64 {
+        let total = self.block_cache_hits + self.block_cache_misses;
+        if total == 0 {
+            return 0.0;
+        }
+        self.block_cache_hits as f64 / total as f64
     }
 
     /// Total number of tables.

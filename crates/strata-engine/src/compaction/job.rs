@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::output::OutputWriter;
 use super::{CompactionProgress, CompactionReport, CompactionTask};
+use crate::cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::fs::FileSystem;
 use crate::iter::InternalIterator;
@@ -28,6 +29,8 @@ pub struct JobContext<'a, 'p> {
     pub table_options: TableOptions,
     /// Target size of an output table.
     pub target_file_size: u64,
+    /// The block cache output tables are opened with.
+    pub cache: Option<Arc<BlockCache>>,
     /// The oldest sequence number a reader may still read at.
     pub smallest_snapshot: SeqNo,
     /// The version the task was planned on.
@@ -111,6 +114,7 @@ pub fn run(task: &CompactionTask, mut ctx: JobContext<'_, '_>) -> Result<JobOutp
         out_level,
         ctx.table_options.clone(),
         ctx.target_file_size,
+        ctx.cache.clone(),
         ctx.new_file_number,
     );
     writer.set_range_tombstones(kept_tombstones);

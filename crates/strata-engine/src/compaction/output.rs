@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::cache::BlockCache;
 use crate::error::Result;
 use crate::filename;
 use crate::fs::FileSystem;
@@ -32,6 +33,7 @@ pub struct OutputWriter<'a> {
     level: usize,
     table_options: TableOptions,
     target_file_size: u64,
+    cache: Option<Arc<BlockCache>>,
     new_file_number: &'a mut dyn FnMut() -> u64,
     tombstones: Vec<RangeTombstone>,
     current: Option<OpenTable>,
@@ -40,13 +42,15 @@ pub struct OutputWriter<'a> {
 }
 
 impl<'a> OutputWriter<'a> {
-    /// Prepares to write tables of `level` into `dir`, numbered by `new_file_number`.
+    /// Prepares to write tables of `level` into `dir`, numbered by `new_file_number`; the
+    /// tables are opened with `cache` once written.
     pub fn new(
         fs: &'a dyn FileSystem,
         dir: &'a Path,
         level: usize,
         table_options: TableOptions,
         target_file_size: u64,
+        cache: Option<Arc<BlockCache>>,
         new_file_number: &'a mut dyn FnMut() -> u64,
     ) -> Self {
         OutputWriter {
@@ -55,6 +59,7 @@ impl<'a> OutputWriter<'a> {
             level,
             table_options,
             target_file_size,
+            cache,
             new_file_number,
             tombstones: Vec::new(),
             current: None,
@@ -152,7 +157,11 @@ impl<'a> OutputWriter<'a> {
         }
         let props = t.builder.finish()?;
         let path = filename::table(self.dir, t.number);
-        let table = Arc::new(Table::open(self.fs.open_random(&path)?, &path)?);
+        let table = Arc::new(Table::open_with_cache(
+            self.fs.open_random(&path)?,
+            &path,
+            self.cache.clone(),
+        )?);
         let desc = FileDesc {
             level: self.level,
             number: t.number,

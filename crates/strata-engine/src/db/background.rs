@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{DbInner, DbState, SuperVersion};
+use crate::cache::BlockCache;
 use crate::compaction::job::{self, JobContext};
 use crate::compaction::output::OutputWriter;
 use crate::compaction::{CompactionProgress, CompactionReport, CompactionTask, picker};
@@ -46,9 +47,18 @@ pub(crate) fn write_memtable(
     dir: &std::path::Path,
     mem: &Arc<Memtable>,
     table_options: TableOptions,
+    cache: &Arc<BlockCache>,
     new_file_number: &mut dyn FnMut() -> u64,
 ) -> Result<Vec<(FileDesc, Arc<Table>)>> {
-    let mut writer = OutputWriter::new(fs, dir, 0, table_options, u64::MAX, new_file_number);
+    let mut writer = OutputWriter::new(
+        fs,
+        dir,
+        0,
+        table_options,
+        u64::MAX,
+        Some(Arc::clone(cache)),
+        new_file_number,
+    );
     writer.set_range_tombstones(mem.range_tombstones());
     for (ikey, value) in mem.entries() {
         let parsed = parse_internal_key(&ikey)
@@ -95,6 +105,7 @@ fn flush_memtable(inner: &DbInner, imm: &Arc<Memtable>) -> Result<()> {
         &inner.dir,
         imm,
         inner.table_options(),
+        &inner.cache,
         &mut alloc,
     )?;
     let written: u64 = outputs.iter().map(|(d, _)| d.size).sum();
@@ -180,6 +191,7 @@ fn run_compaction(
             dir: &inner.dir,
             table_options: inner.table_options(),
             target_file_size: inner.opts.target_file_size,
+            cache: Some(Arc::clone(&inner.cache)),
             smallest_snapshot: inner.smallest_snapshot(),
             version: &version,
             new_file_number: &mut alloc,

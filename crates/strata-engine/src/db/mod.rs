@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 pub use read::DbIterator;
 
 use crate::batch::WriteBatch;
+use crate::cache::BlockCache;
 use crate::compaction::{CompactionProgress, CompactionReport};
 use crate::error::{Error, Result};
 use crate::filename;
@@ -49,6 +50,7 @@ pub(crate) struct DbInner {
     pub dir: PathBuf,
     pub opts: Options,
     pub fs: Arc<dyn FileSystem>,
+    pub cache: Arc<BlockCache>,
     _lock: Box<dyn FileLock>,
     pub super_version: RwLock<Arc<SuperVersion>>,
     pub state: Mutex<DbState>,
@@ -378,6 +380,17 @@ impl Db {
                 })
                 .collect(),
             last_sequence: self.inner.last_seq.load(Ordering::Acquire),
+            block_cache_hits: self.inner.cache.hits(),
+            block_cache_misses: self.inner.cache.misses(),
+            block_cache_bytes: self.inner.cache.usage() as u64,
+            block_cache_capacity: self.inner.cache.capacity() as u64,
+            pinned_table_bytes: sv
+                .version
+                .levels
+                .iter()
+                .flatten()
+                .map(|f| f.table.pinned_bytes() as u64)
+                .sum(),
         }
     }
 }

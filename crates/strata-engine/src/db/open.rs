@@ -11,6 +11,7 @@ use super::background::write_memtable;
 use super::write::{WriteQueue, apply_op};
 use super::{DbInner, DbState, SuperVersion};
 use crate::batch::WriteBatch;
+use crate::cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::filename::{self, FileKind};
 use crate::memtable::Memtable;
@@ -47,8 +48,9 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     }
     let lock = fs.lock(&filename::lock(dir))?;
 
+    let cache = Arc::new(BlockCache::new(opts.block_cache_size));
     let mut versions = if fs.exists(&filename::current(dir)) {
-        VersionSet::recover(Arc::clone(&fs), dir)?
+        VersionSet::recover(Arc::clone(&fs), dir, Arc::clone(&cache))?
     } else {
         let holds_data = names.iter().any(|n| {
             matches!(
@@ -68,7 +70,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
                 reason: "no store here and create_if_missing is off".into(),
             });
         }
-        VersionSet::create(Arc::clone(&fs), dir)?
+        VersionSet::create(Arc::clone(&fs), dir, Arc::clone(&cache))?
     };
 
     let counters = Counters::default();
@@ -127,7 +129,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         Vec::new()
     } else {
         let mut alloc = || versions.new_file_number();
-        write_memtable(fs.as_ref(), dir, &mem, table_options, &mut alloc)?
+        write_memtable(fs.as_ref(), dir, &mem, table_options, &cache, &mut alloc)?
     };
     let new_log = versions.new_file_number();
     let wal = WalWriter::create(fs.as_ref(), &filename::wal(dir, new_log), new_log)?;
@@ -145,6 +147,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     let inner = DbInner {
         dir: dir.to_path_buf(),
         fs,
+        cache,
         _lock: lock,
         super_version: RwLock::new(Arc::new(SuperVersion {
             mem: Arc::new(Memtable::new(new_log, opts.write_buffer_size)),

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::fs::RandomAccessFile;
 use crate::iter::InternalIterator;
@@ -46,12 +47,23 @@ pub struct Table {
     range_tombstones: Vec<RangeTombstone>,
     /// End of the block area (where the footer starts): no block may reach past it.
     blocks_end: u64,
+    /// The shared block cache and this table's id in it.
+    cache: Option<(Arc<BlockCache>, u64)>,
 }
 
 impl Table {
     /// Reads and verifies the footer and the index, filter, properties and range-del blocks,
     /// which stay in memory. `path` is used only in error messages.
     pub fn open(file: Arc<dyn RandomAccessFile>, path: &Path) -> Result<Table> {
+        Self::open_with_cache(file, path, None)
+    }
+
+    /// [`Table::open`], keeping the data blocks it reads in `cache`.
+    pub fn open_with_cache(
+        file: Arc<dyn RandomAccessFile>,
+        path: &Path,
+        cache: Option<Arc<BlockCache>>,
+    ) -> Result<Table> {
         let path: Arc<Path> = Arc::from(path);
         let len = file.len();
         let blocks_end = len
@@ -107,6 +119,10 @@ impl Table {
             properties,
             range_tombstones,
             blocks_end,
+            cache: cache.map(|c| {
+                let id = c.new_id();
+                (c, id)
+            }),
         })
     }
 
@@ -204,7 +220,21 @@ impl Table {
                 "malformed block handle in index",
             )
         })?;
+        if let Some((cache, id)) = &self.cache
+            && let Some(block) = cache.get((*id, handle.offset))
+        {
+            return Ok(block);
+        }
         let contents = read_block(self.file.as_ref(), &self.path, handle, self.blocks_end)?;
-        Block::new(contents, self.path.clone(), handle.offset)
+        let block = Block::new(contents, self.path.clone(), handle.offset)?;
+        if let Some((cache, id)) = &self.cache {
+            cache.insert((*id, handle.offset), block.clone());
+        }
+        Ok(block)
+    }
+
+    /// Bytes this table keeps in memory for as long as it is open (index and filter blocks).
+    pub fn pinned_bytes(&self) -> usize {
+        self.index.size() + self.filter.as_ref().map_or(0, Vec::len)
     }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{FileDesc, FileMeta, NUM_LEVELS, Version, VersionEdit};
+use crate::cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::filename::{self, FileKind};
 use crate::fs::{FileSystem, write_file_atomic};
@@ -23,6 +24,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub struct VersionSet {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
+    cache: Arc<BlockCache>,
     manifest: WalWriter,
     next_file_number: u64,
     log_number: u64,
@@ -30,7 +32,12 @@ pub struct VersionSet {
     current: Arc<Version>,
 }
 
-fn open_table(fs: &dyn FileSystem, dir: &Path, number: u64) -> Result<Arc<Table>> {
+fn open_table(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    number: u64,
+    cache: &Arc<BlockCache>,
+) -> Result<Arc<Table>> {
     let path = filename::table(dir, number);
     if !fs.exists(&path) {
         return Err(Error::corruption(
@@ -39,17 +46,29 @@ fn open_table(fs: &dyn FileSystem, dir: &Path, number: u64) -> Result<Arc<Table>
             "table listed in the MANIFEST is missing",
         ));
     }
-    Ok(Arc::new(Table::open(fs.open_random(&path)?, &path)?))
+    Ok(Arc::new(Table::open_with_cache(
+        fs.open_random(&path)?,
+        &path,
+        Some(Arc::clone(cache)),
+    )?))
 }
 
 impl VersionSet {
     /// Initialises a new, empty store in `dir`.
-    pub fn create(fs: Arc<dyn FileSystem>, dir: &Path) -> Result<VersionSet> {
-        Self::install_manifest(fs, dir, 2, 1, 0, Arc::new(Version::default()))
+    pub fn create(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        cache: Arc<BlockCache>,
+    ) -> Result<VersionSet> {
+        Self::install_manifest(fs, dir, cache, 2, 1, 0, Arc::new(Version::default()))
     }
 
     /// Loads the store in `dir` from `CURRENT` and its MANIFEST, then starts a fresh MANIFEST.
-    pub fn recover(fs: Arc<dyn FileSystem>, dir: &Path) -> Result<VersionSet> {
+    pub fn recover(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        cache: Arc<BlockCache>,
+    ) -> Result<VersionSet> {
         let current_path = filename::current(dir);
         let current = fs.read_all(&current_path)?;
         let name = std::str::from_utf8(&current)
@@ -107,7 +126,7 @@ impl VersionSet {
         let mut version = Version::default();
         for (level, descs) in files.into_iter().enumerate() {
             for (_, desc) in descs {
-                let table = open_table(fs.as_ref(), dir, desc.number)?;
+                let table = open_table(fs.as_ref(), dir, desc.number, &cache)?;
                 next_file = next_file.max(desc.number + 1);
                 version.levels[level].push(Arc::new(FileMeta { desc, table }));
             }
@@ -128,6 +147,7 @@ impl VersionSet {
         let vs = Self::install_manifest(
             Arc::clone(&fs),
             dir,
+            cache,
             next_file,
             log_number,
             last_seq,
@@ -144,6 +164,7 @@ impl VersionSet {
     fn install_manifest(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
+        cache: Arc<BlockCache>,
         next_file_number: u64,
         log_number: u64,
         last_seq: SeqNo,
@@ -161,6 +182,7 @@ impl VersionSet {
         Ok(VersionSet {
             fs,
             dir: dir.to_path_buf(),
+            cache,
             manifest,
             next_file_number,
             log_number,
@@ -248,6 +270,7 @@ impl VersionSet {
         Self::install_manifest(
             Arc::clone(&self.fs),
             target,
+            Arc::clone(&self.cache),
             next,
             next,
             self.last_seq,
