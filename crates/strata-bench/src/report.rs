@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL};
+use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 
 use crate::histogram::Percentiles;
 use crate::memory::Memory;
@@ -51,7 +51,7 @@ fn num(v: f64) -> String {
 /// A table with one row per workload.
 pub fn table(results: &[WorkloadResult]) -> Table {
     let mut t = Table::new();
-    t.load_style(UTF8_FULL);
+    t.load_style(UTF8_FULL_CONDENSED);
     t.set_header([
         "workload",
         "engine",

@@ -1,0 +1,25 @@
+//! `strata-bench`: the benchmark without the rest of the `strata` binary, with the same flags
+//! as `strata bench` (useful when building the fjall backend, which the CLI leaves out).
+
+use clap::Parser;
+use strata_bench::BenchArgs;
+
+/// Runs db_bench/YCSB-style workloads against an engine and reports throughput and latency.
+#[derive(Debug, Parser)]
+#[command(name = "strata-bench", version)]
+struct Cli {
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    match strata_bench::run_and_report(&cli.args, &mut stdout.lock()) {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strata-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
