@@ -87,7 +87,14 @@ pub fn run(
     for w in workloads {
         if w.needs_store() {
             let recreate = w.fresh_db() && !args.use_existing_db;
-            if recreate || store.is_none() {
+            // coldread starts from a reopened store, so that the engine's own block cache is
+            // empty too and data blocks really come from the disk. Flushing first keeps the
+            // data in tables rather than in a memtable replayed from the WAL.
+            let reopen = w == Workload::ColdRead;
+            if reopen && let Some(s) = &store {
+                s.flush()?;
+            }
+            if recreate || reopen || store.is_none() {
                 // Close the old store before its files are removed or reopened.
                 drop(store.take());
                 prepare_data_dir(&data_dir, recreate.then_some(config.data_dir.as_path()))?;

@@ -35,8 +35,9 @@ pub enum Workload {
     /// The disk's raw sync rate: `num / 1000` appends of 100 bytes, each followed by
     /// `fdatasync`, on one thread, in a file in the data directory.
     RawSync,
-    /// GETs whose data blocks are not in the page cache: the store is flushed and its files
-    /// evicted (`posix_fadvise(DONTNEED)`) before every GET; one thread.
+    /// GETs whose data blocks are in no cache: the store is flushed and reopened (emptying the
+    /// engine's block cache), and its files are evicted from the page cache
+    /// (`posix_fadvise(DONTNEED)`) before every GET; one thread.
     ColdRead,
 }
 

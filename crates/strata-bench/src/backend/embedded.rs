@@ -26,14 +26,20 @@ impl std::fmt::Debug for Embedded {
 /// Opens the engine with the benchmark's settings, noting those this engine version lacks.
 pub fn open(config: &BackendConfig) -> Result<Opened> {
     let mut notes = Vec::new();
+    let defaults = Options::default();
+    let block_cache_size = match config.cache_size {
+        Some(bytes) => usize::try_from(bytes).map_err(|_| Error::InvalidArgument {
+            flag: "--cache-size",
+            reason: format!("{bytes} bytes does not fit in memory"),
+        })?,
+        None => defaults.block_cache_size,
+    };
     let opts = Options {
         write_buffer_size: config.write_buffer_size,
         bloom_bits_per_key: config.bloom_bits,
-        ..Options::default()
+        block_cache_size,
+        ..defaults
     };
-    if config.cache_size.is_some() {
-        notes.push("--cache-size: not supported by this engine version (no block cache)".into());
-    }
     if config.compression != Compression::None {
         notes.push(
             "--compression: not supported by this engine version (blocks are stored \
