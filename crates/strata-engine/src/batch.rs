@@ -4,7 +4,7 @@
 
 use crate::coding::{Reader, put_bytes, put_u32, put_u64};
 use crate::error::{Error, Result};
-use crate::key::SeqNo;
+use crate::key::{MAX_SEQNO, SeqNo};
 use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 const TAG_DELETE: u8 = 0;
@@ -161,10 +161,17 @@ impl WriteBatch {
     }
 
     /// Decodes a WAL record into its first sequence number and batch, validating every entry.
+    ///
+    /// A batch whose sequence numbers (`seq` up to `seq + count - 1`) do not all fit in
+    /// [`MAX_SEQNO`] is refused: no writer produces one, and recovery would overflow while
+    /// numbering its operations (found while writing the `batch` fuzz target).
     pub fn decode(record: &[u8]) -> Option<(SeqNo, WriteBatch)> {
         let mut r = Reader::new(record);
         let seq = r.u64()?;
         let count = r.u32()?;
+        if seq.checked_add(u64::from(count))? > MAX_SEQNO + 1 {
+            return None;
+        }
         let batch = WriteBatch {
             rep: record.to_vec(),
             count,
@@ -248,6 +255,26 @@ mod tests {
         for cut in 0..rec.len() {
             assert!(WriteBatch::decode(&rec[..cut]).is_none());
         }
+    }
+
+    #[test]
+    fn sequence_numbers_past_the_limit_are_refused() {
+        // Regression: a checksummed WAL record holding a batch numbered from u64::MAX made
+        // recovery panic on `seq += 1` (and, in release builds, wrap to sequence 0).
+        let mut b = WriteBatch::new();
+        b.put("a", "1").unwrap().put("b", "2").unwrap();
+        for (seq, ok) in [
+            (MAX_SEQNO - 1, true),
+            (MAX_SEQNO, false),
+            (MAX_SEQNO + 1, false),
+            (u64::MAX, false),
+        ] {
+            let rec = b.encode_with_seq(seq).to_vec();
+            assert_eq!(WriteBatch::decode(&rec).is_some(), ok, "seq {seq}");
+        }
+        let mut empty = WriteBatch::new();
+        assert!(WriteBatch::decode(empty.encode_with_seq(MAX_SEQNO)).is_some());
+        assert!(WriteBatch::decode(empty.encode_with_seq(u64::MAX)).is_none());
     }
 
     #[test]
