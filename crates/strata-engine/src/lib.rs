@@ -66,6 +66,7 @@ pub use db::{Db, DbIterator, Snapshot};
 pub use error::{Error, Result};
 pub use options::{Options, WriteOptions};
 pub use stats::{LevelStats, Stats};
+pub use table::CompressionType;
 
 /// The longest key accepted, in bytes (64 KiB).
 pub const MAX_KEY_LEN: usize = 64 * 1024;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::fs::{FileSystem, OsFs};
+use crate::table::{CompressionType, TableOptions};
 
 /// How a store is opened and run.
 #[derive(Debug, Clone)]
@@ -22,6 +23,8 @@ pub struct Options {
     /// Byte budget of the cache of data blocks shared by all tables (0 disables it). Index and
     /// filter blocks are pinned in memory outside this budget and reported in stats.
     pub block_cache_size: usize,
+    /// Compression of data blocks in new tables (tables already written keep theirs).
+    pub compression: CompressionType,
     /// Number of L0 tables that triggers a compaction into L1.
     pub l0_compaction_trigger: usize,
     /// Number of L0 tables at which writers are slowed.
@@ -50,6 +53,7 @@ impl Default for Options {
             block_size: 4096,
             bloom_bits_per_key: 10,
             block_cache_size: 32 << 20,
+            compression: CompressionType::None,
             l0_compaction_trigger: 4,
             l0_slowdown_trigger: 12,
             l0_stop_trigger: 20,
@@ -58,6 +62,18 @@ impl Default for Options {
             target_file_size: 32 << 20,
             auto_compaction: true,
             skip_damaged_wal_records: false,
+        }
+    }
+}
+
+impl Options {
+    /// The options for tables this store writes.
+    pub fn table_options(&self) -> TableOptions {
+        TableOptions {
+            block_size: self.block_size,
+            bloom_bits_per_key: self.bloom_bits_per_key,
+            compression: self.compression,
+            ..TableOptions::default()
         }
     }
 }

@@ -217,3 +217,43 @@ fn logs_numbered_after_the_last_manifest_edit_do_not_collide() {
         );
     }
 }
+
+#[test]
+fn compressed_tables_read_back_and_take_less_space() {
+    let mut sizes = Vec::new();
+    for compression in [
+        strata_engine::CompressionType::None,
+        strata_engine::CompressionType::Lz4,
+        strata_engine::CompressionType::Zstd,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = || Options {
+            compression,
+            ..small_opts()
+        };
+        let db = Db::open(dir.path(), opts()).unwrap();
+        let mut b = WriteBatch::new();
+        for i in 0..5000u32 {
+            b.put(
+                format!("key{i:06}"),
+                format!("{{\"user\":{i},\"name\":\"someone\"}}"),
+            )
+            .unwrap();
+        }
+        db.write(b, WriteOptions::no_sync()).unwrap();
+        db.compact_range(None, None, &mut |_| {}).unwrap();
+        sizes.push(db.stats().table_bytes());
+        drop(db);
+        let db = Db::open(dir.path(), opts()).unwrap();
+        assert_eq!(
+            db.get(b"key004321").unwrap(),
+            Some(b"{\"user\":4321,\"name\":\"someone\"}".to_vec())
+        );
+        assert_eq!(collect(db.range(None, None).unwrap()).len(), 5000);
+    }
+    println!(
+        "table bytes: none {} lz4 {} zstd {}",
+        sizes[0], sizes[1], sizes[2]
+    );
+    assert!(sizes[1] < sizes[0] && sizes[2] < sizes[0]);
+}

@@ -104,7 +104,7 @@ fn flush_memtable(inner: &DbInner, imm: &Arc<Memtable>) -> Result<()> {
         inner.fs.as_ref(),
         &inner.dir,
         imm,
-        inner.table_options(),
+        inner.opts.table_options(),
         &inner.cache,
         &mut alloc,
     )?;
@@ -189,7 +189,7 @@ fn run_compaction(
         JobContext {
             fs: inner.fs.as_ref(),
             dir: &inner.dir,
-            table_options: inner.table_options(),
+            table_options: inner.opts.table_options(),
             target_file_size: inner.opts.target_file_size,
             cache: Some(Arc::clone(&inner.cache)),
             smallest_snapshot: inner.smallest_snapshot(),

@@ -25,7 +25,6 @@ use crate::key::SeqNo;
 use crate::memtable::Memtable;
 use crate::options::{Options, WriteOptions};
 use crate::stats::{Counters, LevelStats, Stats};
-use crate::table::TableOptions;
 use crate::version::{Version, VersionSet};
 
 /// What a read sees: the active memtable, the immutable ones (newest first) and the tables.
@@ -110,14 +109,6 @@ impl DbInner {
             .next()
             .copied()
             .unwrap_or_else(|| self.last_seq.load(Ordering::Acquire))
-    }
-
-    pub fn table_options(&self) -> TableOptions {
-        TableOptions {
-            block_size: self.opts.block_size,
-            bloom_bits_per_key: self.opts.bloom_bits_per_key,
-            ..TableOptions::default()
-        }
     }
 
     /// Deletes files no longer needed: WALs below the MANIFEST's log number, tables no version

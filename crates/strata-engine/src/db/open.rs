@@ -120,11 +120,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         }
     }
 
-    let table_options = crate::table::TableOptions {
-        block_size: opts.block_size,
-        bloom_bits_per_key: opts.bloom_bits_per_key,
-        ..Default::default()
-    };
+    let table_options = opts.table_options();
     let outputs = if mem.is_empty() {
         Vec::new()
     } else {

@@ -12,7 +12,7 @@ use crate::table::block::BlockBuilder;
 use crate::table::bloom::{BloomFilter, DEFAULT_BITS_PER_KEY};
 use crate::table::format::{
     BLOCK_TRAILER_LEN, BlockHandle, CompressionType, FORMAT_VERSION, Footer, block_trailer,
-    encode_range_tombstones,
+    compress_block, encode_range_tombstones,
 };
 use crate::table::properties::TableProperties;
 use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
@@ -27,6 +27,9 @@ pub struct TableOptions {
     /// Bloom filter bits per user key (default 10, about 1% false positives); 0 disables the
     /// filter.
     pub bloom_bits_per_key: usize,
+    /// How data blocks are compressed (none by default). A block is stored compressed only
+    /// when that saves at least an eighth of its size.
+    pub compression: CompressionType,
 }
 
 impl Default for TableOptions {
@@ -35,6 +38,7 @@ impl Default for TableOptions {
             block_size: 4096,
             restart_interval: 16,
             bloom_bits_per_key: DEFAULT_BITS_PER_KEY,
+            compression: CompressionType::None,
         }
     }
 }
@@ -208,19 +212,26 @@ impl TableBuilder {
     fn flush_data_block(&mut self) -> Result<()> {
         let last = self.data_block.last_key().to_vec();
         let contents = self.data_block.finish();
-        let handle = self.write_block(&contents)?;
+        let handle = match compress_block(&contents, self.opts.compression) {
+            Some(compressed) => self.write_block_as(&compressed, self.opts.compression)?,
+            None => self.write_block(&contents)?,
+        };
         self.props.data_size += handle.size + BLOCK_TRAILER_LEN as u64;
         self.index_block.add(&last, &handle.encode());
         Ok(())
     }
 
     fn write_block(&mut self, contents: &[u8]) -> Result<BlockHandle> {
+        self.write_block_as(contents, CompressionType::None)
+    }
+
+    fn write_block_as(&mut self, stored: &[u8], kind: CompressionType) -> Result<BlockHandle> {
         let handle = BlockHandle {
             offset: self.offset,
-            size: contents.len() as u64,
+            size: stored.len() as u64,
         };
-        self.append(contents)?;
-        self.append(&block_trailer(contents, CompressionType::None))?;
+        self.append(stored)?;
+        self.append(&block_trailer(stored, kind))?;
         Ok(handle)
     }
 

@@ -35,12 +35,19 @@ pub const BLOCK_TRAILER_LEN: usize = 5;
 /// Bytes in the footer.
 pub const FOOTER_LEN: usize = 4 * 16 + 4 + 4 + 8;
 
-/// How a block's contents are compressed on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a block's contents are compressed on disk. Compressed contents start with the
+/// uncompressed length (`u32`, little-endian), so a reader can refuse an absurd size before
+/// allocating for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(u8)]
 pub enum CompressionType {
     /// Stored as is.
+    #[default]
     None = 0,
+    /// LZ4 block format: fast, modest ratio.
+    Lz4 = 1,
+    /// Zstandard at level 3: slower, better ratio.
+    Zstd = 2,
 }
 
 impl CompressionType {
@@ -48,9 +55,61 @@ impl CompressionType {
     pub fn from_u8(b: u8) -> Option<Self> {
         match b {
             0 => Some(CompressionType::None),
+            1 => Some(CompressionType::Lz4),
+            2 => Some(CompressionType::Zstd),
             _ => None,
         }
     }
+}
+
+/// Largest uncompressed block a reader accepts: a block holds at most one entry past its
+/// target size, and an entry is at most a 64 KiB key and a 16 MiB value.
+pub const MAX_BLOCK_LEN: usize = 32 << 20;
+
+const ZSTD_LEVEL: i32 = 3;
+
+/// Compresses `contents` with `kind`, or returns `None` when it would not save at least an
+/// eighth of the size (then the block is better stored as is).
+pub fn compress_block(contents: &[u8], kind: CompressionType) -> Option<Vec<u8>> {
+    let len = u32::try_from(contents.len()).ok()?;
+    let mut out = len.to_le_bytes().to_vec();
+    match kind {
+        CompressionType::None => return None,
+        CompressionType::Lz4 => out.extend_from_slice(&lz4_flex::block::compress(contents)),
+        CompressionType::Zstd => {
+            out.extend_from_slice(&zstd::bulk::compress(contents, ZSTD_LEVEL).ok()?)
+        }
+    }
+    (out.len() < contents.len() - contents.len() / 8).then_some(out)
+}
+
+/// Reverses [`compress_block`]; any damage is a corruption error for `path` at `offset`.
+pub fn decompress_block(
+    stored: &[u8],
+    kind: CompressionType,
+    path: &Path,
+    offset: u64,
+) -> Result<Vec<u8>> {
+    let corrupt = |reason: &str| Error::corruption(path, offset, reason);
+    let mut r = Reader::new(stored);
+    let len = r
+        .u32()
+        .ok_or_else(|| corrupt("compressed block shorter than its length"))? as usize;
+    if len > MAX_BLOCK_LEN {
+        return Err(corrupt("compressed block claims an impossible size"));
+    }
+    let body = r.take(r.remaining()).unwrap_or_default();
+    let out = match kind {
+        CompressionType::None => body.to_vec(),
+        CompressionType::Lz4 => lz4_flex::block::decompress(body, len)
+            .map_err(|_| corrupt("LZ4 block does not decompress"))?,
+        CompressionType::Zstd => zstd::bulk::decompress(body, len)
+            .map_err(|_| corrupt("Zstd block does not decompress"))?,
+    };
+    if out.len() != len {
+        return Err(corrupt("decompressed block has the wrong size"));
+    }
+    Ok(out)
 }
 
 /// Where a block sits in the file: its offset and the size of its contents (trailer excluded).
@@ -227,11 +286,13 @@ pub fn read_block(
         });
     }
     match CompressionType::from_u8(kind) {
-        Some(CompressionType::None) => {}
-        None => return Err(corrupt("unknown compression type")),
+        Some(CompressionType::None) => {
+            buf.truncate(size);
+            Ok(buf)
+        }
+        Some(k) => decompress_block(contents, k, path, handle.offset),
+        None => Err(corrupt("unknown compression type")),
     }
-    buf.truncate(size);
-    Ok(buf)
 }
 
 /// Encodes the range-del block: a varint count, then each tombstone as start and end (varint
@@ -265,6 +326,46 @@ pub fn decode_range_tombstones(b: &[u8]) -> Option<Vec<RangeTombstone>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn compressed_blocks_round_trip_and_damage_is_an_error() {
+        let contents: Vec<u8> = (0..4096u32).flat_map(|i| (i % 17).to_le_bytes()).collect();
+        let path = std::path::Path::new("t.sst");
+        for kind in [CompressionType::Lz4, CompressionType::Zstd] {
+            let stored = compress_block(&contents, kind).unwrap();
+            assert!(
+                stored.len() < contents.len() / 2,
+                "{kind:?} compresses repetitive data"
+            );
+            assert_eq!(decompress_block(&stored, kind, path, 0).unwrap(), contents);
+            for cut in [0, 3, 4, stored.len() / 2] {
+                assert!(decompress_block(&stored[..cut], kind, path, 0).is_err());
+            }
+            let mut huge = stored.clone();
+            huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+            assert!(
+                decompress_block(&huge, kind, path, 0).is_err(),
+                "no giant allocation"
+            );
+            let mut wrong = stored.clone();
+            wrong[..4].copy_from_slice(&7u32.to_le_bytes());
+            assert!(decompress_block(&wrong, kind, path, 0).is_err());
+        }
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let random: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 56) as u8
+            })
+            .collect();
+        assert_eq!(
+            compress_block(&random, CompressionType::Lz4),
+            None,
+            "incompressible: stored as is"
+        );
+    }
+
     use super::*;
 
     fn footer() -> Footer {

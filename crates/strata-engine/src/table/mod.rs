@@ -30,6 +30,7 @@ mod tests;
 
 pub use bloom::BloomFilter;
 pub use builder::{TableBuilder, TableOptions};
+pub use format::CompressionType;
 pub use iter::TableIterator;
 pub use properties::TableProperties;
 pub use reader::{Table, TableGet};
