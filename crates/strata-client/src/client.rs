@@ -1,0 +1,312 @@
+//! [`Client`]: connects to a Strata server and makes KV and Admin calls with deadlines and
+//! retries of idempotent calls.
+
+use std::future::Future;
+
+use futures::{Stream, StreamExt};
+use strata_proto::v1 as pb;
+use strata_proto::v1::admin_client::AdminClient;
+use strata_proto::v1::kv_client::KvClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+use crate::batch::{Batch, BatchOutcome};
+use crate::options::ClientOptions;
+use crate::retry::{backoff, is_retryable};
+use crate::{Error, Result};
+
+/// Adds the access token to every call.
+#[derive(Debug, Clone)]
+pub struct TokenInterceptor(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for TokenInterceptor {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+type Svc = InterceptedService<Channel, TokenInterceptor>;
+
+/// A connection to one server. Cheap to clone; clones share the connection (HTTP/2 multiplexes
+/// concurrent calls over it).
+#[derive(Debug, Clone)]
+pub struct Client {
+    kv: KvClient<Svc>,
+    admin: AdminClient<Svc>,
+    opts: ClientOptions,
+}
+
+/// Turns `host:port`, `http://…` or `https://…` into a URI, choosing the scheme from the TLS
+/// options when none is given.
+fn uri(addr: &str, tls: bool) -> String {
+    if addr.contains("://") {
+        addr.to_string()
+    } else if tls {
+        format!("https://{addr}")
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+impl Client {
+    /// Connects to `addr` (`host:port`, or a `http://`/`https://` URI), waiting at most
+    /// `opts.connect_timeout`.
+    pub async fn connect(addr: &str, opts: ClientOptions) -> Result<Client> {
+        let uri = uri(addr, opts.tls.is_some());
+        let invalid = |reason: String| Error::InvalidAddress {
+            addr: addr.to_string(),
+            reason,
+        };
+        let mut endpoint = Endpoint::from_shared(uri)
+            .map_err(|e| invalid(e.to_string()))?
+            .connect_timeout(opts.connect_timeout)
+            .tcp_nodelay(true);
+        if let Some(tls) = &opts.tls {
+            let mut cfg = ClientTlsConfig::new();
+            if let Some(ca) = &tls.ca_pem {
+                cfg = cfg.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some(d) = &tls.domain {
+                cfg = cfg.domain_name(d.clone());
+            }
+            endpoint = endpoint.tls_config(cfg).map_err(|e| Error::Connect {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        let connect_err = |reason: String| Error::Connect {
+            addr: addr.to_string(),
+            reason,
+        };
+        let channel = tokio::time::timeout(opts.connect_timeout, endpoint.connect())
+            .await
+            .map_err(|_| connect_err(format!("timed out after {:?}", opts.connect_timeout)))?
+            .map_err(|e| {
+                // The transport error's own text is terse; its source says what happened.
+                let mut reason = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    reason = format!("{reason}: {s}");
+                    src = s.source();
+                }
+                connect_err(reason)
+            })?;
+        let token = match &opts.token {
+            Some(t) => Some(
+                format!("Bearer {t}")
+                    .parse::<MetadataValue<Ascii>>()
+                    .map_err(|_| Error::InvalidToken)?,
+            ),
+            None => None,
+        };
+        let interceptor = TokenInterceptor(token);
+        Ok(Client {
+            kv: KvClient::with_interceptor(channel.clone(), interceptor.clone())
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+            admin: AdminClient::with_interceptor(channel, interceptor),
+            opts,
+        })
+    }
+
+    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.set_timeout(self.opts.request_timeout);
+        req
+    }
+
+    /// Runs one attempt under the request timeout.
+    async fn attempt<T, F>(&self, fut: F) -> Result<T>
+    where
+        F: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        match tokio::time::timeout(self.opts.request_timeout, fut).await {
+            Ok(r) => Ok(r?.into_inner()),
+            Err(_) => Err(Error::Timeout(self.opts.request_timeout)),
+        }
+    }
+
+    /// Runs an idempotent call, retrying retryable failures with backoff.
+    async fn idempotent<T, F, Fut>(&self, mut call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match call().await {
+                Err(e) if is_retryable(&e) && attempt < self.opts.max_retries => {
+                    let wait = backoff(attempt, self.opts.initial_backoff, self.opts.max_backoff);
+                    tracing::debug!("retrying after {wait:?}: {e}");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Reads `key` (linearizable).
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_with(key, pb::Consistency::Linearizable).await
+    }
+
+    /// Reads `key` with the given consistency.
+    pub async fn get_with(
+        &self,
+        key: &[u8],
+        consistency: pb::Consistency,
+    ) -> Result<Option<Vec<u8>>> {
+        self.idempotent(|| async {
+            let mut kv = self.kv.clone();
+            let req = self.request(pb::GetRequest {
+                key: key.to_vec(),
+                consistency: consistency as i32,
+            });
+            self.attempt(kv.get(req)).await.map(|r| r.value)
+        })
+        .await
+    }
+
+    /// Sets `key` to `value` (retried: writing the same value twice is harmless).
+    pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.idempotent(|| async {
+            let mut kv = self.kv.clone();
+            let req = self.request(pb::PutRequest {
+                key: key.to_vec(),
+                value: value.to_vec(),
+            });
+            self.attempt(kv.put(req)).await.map(|_| ())
+        })
+        .await
+    }
+
+    /// Deletes `key` (retried: deleting twice is harmless).
+    pub async fn delete(&self, key: &[u8]) -> Result<()> {
+        self.idempotent(|| async {
+            let mut kv = self.kv.clone();
+            let req = self.request(pb::DeleteRequest { key: key.to_vec() });
+            self.attempt(kv.delete(req)).await.map(|_| ())
+        })
+        .await
+    }
+
+    /// Applies a batch atomically if its preconditions hold. Conditional batches are never
+    /// retried (a lost reply does not tell whether the first attempt applied); unconditional
+    /// ones are.
+    pub async fn batch(&self, batch: Batch) -> Result<BatchOutcome> {
+        let once = || async {
+            let mut kv = self.kv.clone();
+            let req = self.request(batch.req.clone());
+            self.attempt(kv.batch(req)).await.map(|r| BatchOutcome {
+                applied: r.applied,
+                failed_precondition: (!r.applied)
+                    .then(|| usize::try_from(r.failed_precondition).ok())
+                    .flatten(),
+            })
+        };
+        if batch.is_unconditional() {
+            self.idempotent(once).await
+        } else {
+            once().await
+        }
+    }
+
+    /// Sets `key` to `new` only if it currently holds `expected` (`None`: only if absent).
+    pub async fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool> {
+        let b = match expected {
+            Some(v) => Batch::new().if_equals(key, v),
+            None => Batch::new().if_absent(key),
+        };
+        Ok(self.batch(b.put(key, new)).await?.applied)
+    }
+
+    /// Opens a streamed scan of `[start, end)` (`end` empty: unbounded), at most `limit` pairs
+    /// (0: no limit). The stream is not retried once started.
+    pub async fn scan_stream(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: u64,
+    ) -> Result<impl Stream<Item = Result<(Vec<u8>, Vec<u8>)>> + use<>> {
+        let stream = self
+            .idempotent(|| async {
+                let mut kv = self.kv.clone();
+                let req = self.request(pb::ScanRequest {
+                    start: start.to_vec(),
+                    end: end.to_vec(),
+                    limit,
+                    consistency: pb::Consistency::Linearizable as i32,
+                    keys_only: false,
+                });
+                self.attempt(kv.scan(req)).await
+            })
+            .await?;
+        Ok(stream.flat_map(|chunk| {
+            let items: Vec<Result<(Vec<u8>, Vec<u8>)>> = match chunk {
+                Ok(c) => c.pairs.into_iter().map(|p| Ok((p.key, p.value))).collect(),
+                Err(s) => vec![Err(Error::Status(s))],
+            };
+            futures::stream::iter(items)
+        }))
+    }
+
+    /// Scans `[start, end)` into a vector (retried as a whole on retryable failures).
+    pub async fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: u64,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.idempotent(|| async {
+            let mut out = Vec::new();
+            let mut s = std::pin::pin!(self.scan_stream(start, end, limit).await?);
+            while let Some(item) = s.next().await {
+                out.push(item?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The server's identity, addresses and uptime.
+    pub async fn status(&self) -> Result<pb::StatusResponse> {
+        self.idempotent(|| async {
+            let mut admin = self.admin.clone();
+            let req = self.request(pb::StatusRequest {});
+            self.attempt(admin.status(req)).await
+        })
+        .await
+    }
+
+    /// The server's engine statistics.
+    pub async fn stats(&self) -> Result<pb::StatsResponse> {
+        self.idempotent(|| async {
+            let mut admin = self.admin.clone();
+            let req = self.request(pb::StatsRequest {});
+            self.attempt(admin.stats(req)).await
+        })
+        .await
+    }
+
+    /// Compacts `[start, end]` (empty bounds: unbounded). Not retried, and not bound by the
+    /// request timeout's usual scale: pass a generous `ClientOptions::request_timeout`.
+    pub async fn compact(&self, start: &[u8], end: &[u8]) -> Result<pb::CompactResponse> {
+        let mut admin = self.admin.clone();
+        let req = self.request(pb::CompactRequest {
+            start: start.to_vec(),
+            end: end.to_vec(),
+        });
+        self.attempt(admin.compact(req)).await
+    }
+}

@@ -1,0 +1,423 @@
+//! [`LocalKv`]: the single-node [`KvService`] over one engine. The engine is blocking, so every
+//! call runs on tokio's blocking pool; blind writes go straight to the engine so concurrent
+//! writers share its group-commit fsync, and read-modify-write requests hold their keys' stripes
+//! of the [`KeyLocks`] table exclusively between their read and their write.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use strata_engine::batch::{check_key, check_value};
+use strata_engine::{CompactionReport, Db, MAX_KEY_LEN, Stats, WriteBatch, WriteOptions};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::locks::KeyLocks;
+use crate::service::{
+    BatchOutcome, KvPair, KvService, Mutation, Precondition, ReadOptions, ScanRequest, ScanStream,
+};
+use crate::{Error, Result};
+
+/// Pairs per scan chunk.
+const SCAN_CHUNK_PAIRS: usize = 256;
+/// Bytes of keys and values after which a scan chunk is sent even if it has fewer pairs.
+const SCAN_CHUNK_BYTES: usize = 1 << 20;
+
+/// The single-node key-value service. Cheap to clone: clones share the store and the lock table.
+#[derive(Debug, Clone)]
+pub struct LocalKv {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Arc<Db>,
+    locks: KeyLocks,
+}
+
+impl LocalKv {
+    /// Serves `db`.
+    pub fn new(db: Arc<Db>) -> Self {
+        LocalKv {
+            inner: Arc::new(Inner {
+                db,
+                locks: KeyLocks::default(),
+            }),
+        }
+    }
+
+    /// The store behind the service.
+    pub fn db(&self) -> &Arc<Db> {
+        &self.inner.db
+    }
+
+    /// Runs `f` on the blocking pool with the service's state.
+    async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner)).await?
+    }
+}
+
+/// Parses a stored counter the way Redis does: optional `-`, decimal digits, no `+`, no spaces.
+fn parse_counter(bytes: &[u8]) -> Result<i64> {
+    if bytes.first() == Some(&b'+') {
+        return Err(Error::NotAnInteger);
+    }
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or(Error::NotAnInteger)
+}
+
+fn validate_mutations(mutations: &[Mutation]) -> Result<WriteBatch> {
+    let mut batch = WriteBatch::new();
+    for m in mutations {
+        match m {
+            Mutation::Put { key, value } => {
+                check_value(value)?;
+                batch.put(key, value)?;
+            }
+            Mutation::Delete { key } => {
+                batch.delete(key)?;
+            }
+        }
+    }
+    Ok(batch)
+}
+
+impl Inner {
+    fn apply_batch(
+        &self,
+        preconditions: &[Precondition],
+        mutations: &[Mutation],
+    ) -> Result<BatchOutcome> {
+        for p in preconditions {
+            check_key(p.key())?;
+        }
+        let batch = validate_mutations(mutations)?;
+        let keys = preconditions
+            .iter()
+            .map(Precondition::key)
+            .chain(mutations.iter().map(Mutation::key));
+        let _guards = if preconditions.is_empty() {
+            self.locks.shared(keys)
+        } else {
+            self.locks.exclusive(keys)
+        };
+        for (i, p) in preconditions.iter().enumerate() {
+            let current = self.db.get(p.key())?;
+            if !p.holds(current.as_deref()) {
+                return Ok(BatchOutcome {
+                    applied: false,
+                    failed_precondition: Some(i),
+                });
+            }
+        }
+        if !batch.is_empty() {
+            self.db.write(batch, WriteOptions::default())?;
+        }
+        Ok(BatchOutcome {
+            applied: true,
+            failed_precondition: None,
+        })
+    }
+
+    fn scan_into(&self, req: &ScanRequest, tx: &tokio::sync::mpsc::Sender<Result<Vec<KvPair>>>) {
+        let start = (!req.start.is_empty()).then_some(req.start.as_slice());
+        let iter = match self.db.range(start, req.end.as_deref()) {
+            Ok(it) => it,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e.into()));
+                return;
+            }
+        };
+        let mut remaining = req.limit.unwrap_or(usize::MAX);
+        let mut chunk = Vec::new();
+        let mut chunk_bytes = 0;
+        for item in iter {
+            if remaining == 0 {
+                break;
+            }
+            match item {
+                Ok((k, v)) => {
+                    let v = if req.keys_only { Vec::new() } else { v };
+                    chunk_bytes += k.len() + v.len();
+                    chunk.push((k, v));
+                    remaining -= 1;
+                    if chunk.len() >= SCAN_CHUNK_PAIRS || chunk_bytes >= SCAN_CHUNK_BYTES {
+                        chunk_bytes = 0;
+                        if tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err() {
+                            // The reader went away: stop scanning.
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e.into()));
+                    return;
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = tx.blocking_send(Ok(chunk));
+        }
+    }
+}
+
+#[async_trait]
+impl KvService for LocalKv {
+    async fn get(&self, key: Vec<u8>, _opts: ReadOptions) -> Result<Option<Vec<u8>>> {
+        check_key(&key)?;
+        self.blocking(move |s| Ok(s.db.get(&key)?)).await
+    }
+
+    async fn get_many(
+        &self,
+        keys: Vec<Vec<u8>>,
+        _opts: ReadOptions,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        for k in &keys {
+            check_key(k)?;
+        }
+        self.blocking(move |s| {
+            keys.iter()
+                .map(|k| s.db.get(k).map_err(Error::from))
+                .collect()
+        })
+        .await
+    }
+
+    async fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        check_key(&key)?;
+        check_value(&value)?;
+        self.blocking(move |s| {
+            let _guards = s.locks.shared([key.as_slice()]);
+            Ok(s.db.put(&key, &value)?)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: Vec<u8>) -> Result<()> {
+        check_key(&key)?;
+        self.blocking(move |s| {
+            let _guards = s.locks.shared([key.as_slice()]);
+            Ok(s.db.delete(&key)?)
+        })
+        .await
+    }
+
+    async fn delete_counted(&self, keys: Vec<Vec<u8>>) -> Result<u64> {
+        let mut batch = WriteBatch::new();
+        for k in &keys {
+            batch.delete(k)?;
+        }
+        self.blocking(move |s| {
+            let _guards = s.locks.exclusive(keys.iter().map(Vec::as_slice));
+            let mut seen = std::collections::HashSet::new();
+            let mut existed = 0;
+            for k in &keys {
+                if seen.insert(k.as_slice()) && s.db.get(k)?.is_some() {
+                    existed += 1;
+                }
+            }
+            if existed > 0 {
+                s.db.write(batch, WriteOptions::default())?;
+            }
+            Ok(existed)
+        })
+        .await
+    }
+
+    async fn batch(
+        &self,
+        preconditions: Vec<Precondition>,
+        mutations: Vec<Mutation>,
+    ) -> Result<BatchOutcome> {
+        self.blocking(move |s| s.apply_batch(&preconditions, &mutations))
+            .await
+    }
+
+    async fn incr_by(&self, key: Vec<u8>, delta: i64) -> Result<i64> {
+        check_key(&key)?;
+        self.blocking(move |s| {
+            let _guards = s.locks.exclusive([key.as_slice()]);
+            let current = match s.db.get(&key)? {
+                Some(v) => parse_counter(&v)?,
+                None => 0,
+            };
+            let next = current.checked_add(delta).ok_or(Error::Overflow)?;
+            s.db.put(&key, next.to_string().as_bytes())?;
+            Ok(next)
+        })
+        .await
+    }
+
+    async fn scan(&self, req: ScanRequest) -> Result<ScanStream> {
+        if let Some(end) = &req.end
+            && !req.start.is_empty()
+            && end.as_slice() < req.start.as_slice()
+        {
+            return Err(Error::InvalidArgument(
+                "scan range end is before its start".into(),
+            ));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.scan_into(&req, &tx));
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+
+    async fn count_keys(&self) -> Result<u64> {
+        self.blocking(|s| {
+            let mut n = 0u64;
+            for item in s.db.range(None, None)? {
+                item?;
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.blocking(|s| {
+            // The smallest key is one zero byte and the largest MAX_KEY_LEN bytes of 0xff: one
+            // range tombstone below the largest plus a point delete of it covers every key.
+            let last = vec![0xffu8; MAX_KEY_LEN];
+            let mut batch = WriteBatch::new();
+            batch.delete_range([0u8], &last)?.delete(&last)?;
+            Ok(s.db.write(batch, WriteOptions::default())?)
+        })
+        .await
+    }
+
+    async fn stats(&self) -> Result<Stats> {
+        self.blocking(|s| Ok(s.db.stats())).await
+    }
+
+    async fn compact(
+        &self,
+        start: Option<Vec<u8>>,
+        end: Option<Vec<u8>>,
+    ) -> Result<CompactionReport> {
+        self.blocking(move |s| {
+            Ok(s.db.compact_range(start.as_deref(), end.as_deref(), &mut |_| {})?)
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.blocking(|s| Ok(s.db.flush()?)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    fn open() -> (tempfile::TempDir, LocalKv) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), strata_engine::Options::default()).unwrap();
+        (dir, LocalKv::new(Arc::new(db)))
+    }
+
+    #[tokio::test]
+    async fn preconditions_gate_the_batch() {
+        let (_d, kv) = open();
+        let put = |k: &[u8], v: &[u8]| Mutation::Put {
+            key: k.to_vec(),
+            value: v.to_vec(),
+        };
+        let o = kv
+            .batch(
+                vec![Precondition::Absent { key: b"a".to_vec() }],
+                vec![put(b"a", b"1"), put(b"b", b"1")],
+            )
+            .await
+            .unwrap();
+        assert!(o.applied);
+        let o = kv
+            .batch(
+                vec![
+                    Precondition::Present { key: b"a".to_vec() },
+                    Precondition::ValueEquals {
+                        key: b"b".to_vec(),
+                        value: b"2".to_vec(),
+                    },
+                ],
+                vec![put(b"a", b"x")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(o.failed_precondition, Some(1));
+        assert_eq!(
+            kv.get(b"a".to_vec(), ReadOptions::default()).await.unwrap(),
+            Some(b"1".to_vec())
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_increments_sum_exactly() {
+        let (_d, kv) = open();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let kv = kv.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..25 {
+                    kv.incr_by(b"n".to_vec(), 2).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(kv.incr_by(b"n".to_vec(), 0).await.unwrap(), 400);
+        kv.put(b"s".to_vec(), b"abc".to_vec()).await.unwrap();
+        assert!(matches!(
+            kv.incr_by(b"s".to_vec(), 1).await,
+            Err(Error::NotAnInteger)
+        ));
+        kv.put(b"m".to_vec(), i64::MAX.to_string().into_bytes())
+            .await
+            .unwrap();
+        assert!(matches!(
+            kv.incr_by(b"m".to_vec(), 1).await,
+            Err(Error::Overflow)
+        ));
+    }
+
+    #[tokio::test]
+    async fn scan_limit_count_and_clear() {
+        let (_d, kv) = open();
+        for i in 0..600u32 {
+            kv.put(format!("k{i:04}").into_bytes(), vec![1])
+                .await
+                .unwrap();
+        }
+        let stream = kv
+            .scan(ScanRequest {
+                start: b"k0100".to_vec(),
+                end: Some(b"k0500".to_vec()),
+                limit: Some(350),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let chunks: Vec<_> = stream.collect().await;
+        let pairs: Vec<KvPair> = chunks.into_iter().flat_map(|c| c.unwrap()).collect();
+        assert_eq!(pairs.len(), 350);
+        assert_eq!(pairs[0].0, b"k0100");
+        assert_eq!(kv.count_keys().await.unwrap(), 600);
+        assert_eq!(
+            kv.delete_counted(vec![b"k0001".to_vec(), b"k0001".to_vec(), b"zz".to_vec()])
+                .await
+                .unwrap(),
+            1
+        );
+        kv.clear().await.unwrap();
+        assert_eq!(kv.count_keys().await.unwrap(), 0);
+    }
+}

@@ -1,0 +1,193 @@
+//! [`ServerConfig`]: everything a server needs to start, with loopback defaults, loadable from
+//! TOML (every field optional; unknown fields are refused so typos are caught).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::resp::codec::Limits;
+use crate::{Error, Result};
+
+/// Default gRPC address.
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:7400";
+/// Default Redis-protocol address.
+pub const DEFAULT_REDIS_ADDR: &str = "127.0.0.1:6380";
+/// Default admin HTTP address.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:7480";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// How a server is run. `Default` binds every listener on 127.0.0.1 at the standard ports and
+/// keeps its data in `./data`; a port of 0 picks a free port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The store directory (created if missing).
+    pub data_dir: PathBuf,
+    /// gRPC (KV and Admin services) listen address.
+    pub grpc_addr: SocketAddr,
+    /// Redis-protocol (RESP2) listen address.
+    pub redis_addr: SocketAddr,
+    /// Admin HTTP (`/metrics`, `/health`, `/status`) listen address.
+    pub http_addr: SocketAddr,
+    /// A name for this node in `/status` and `INFO`.
+    pub node_id: String,
+    /// When set, every gRPC call needs `authorization: Bearer <token>` and every RESP connection
+    /// must `AUTH <token>` first.
+    pub token: Option<String>,
+    /// When set, gRPC and RESP are served over TLS with this certificate.
+    pub tls: Option<TlsConfig>,
+    /// Most Redis-protocol connections open at once; further clients wait to be accepted.
+    pub max_connections: usize,
+    /// Most concurrent gRPC requests per connection.
+    pub grpc_concurrency_per_connection: usize,
+    /// Seconds a Redis-protocol connection may stay silent before it is closed (0: never).
+    pub idle_timeout_secs: u64,
+    /// Seconds in-flight requests get to finish at shutdown before the store is flushed anyway.
+    pub drain_timeout_secs: u64,
+    /// Allow `FLUSHALL` / `FLUSHDB` over the Redis protocol.
+    pub allow_flushall: bool,
+    /// Request size limits.
+    pub limits: LimitsConfig,
+}
+
+/// Certificate and key for TLS, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The private key (PEM, PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Limits on the size of requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Longest RESP bulk string (one argument).
+    pub max_bulk_len: usize,
+    /// Most arguments in one RESP request.
+    pub max_array_len: usize,
+    /// Longest RESP inline command or header line.
+    pub max_inline_len: usize,
+    /// Most bytes of arguments in one RESP request.
+    pub max_request_bytes: usize,
+    /// Largest gRPC request message.
+    pub max_grpc_message_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        LimitsConfig {
+            max_bulk_len: l.max_bulk_len,
+            max_array_len: l.max_array_len,
+            max_inline_len: l.max_inline_len,
+            max_request_bytes: l.max_request_bytes,
+            max_grpc_message_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The RESP decoder's limits.
+    pub fn resp(&self) -> Limits {
+        Limits {
+            max_bulk_len: self.max_bulk_len,
+            max_array_len: self.max_array_len,
+            max_inline_len: self.max_inline_len,
+            max_request_bytes: self.max_request_bytes,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            data_dir: PathBuf::from("./data"),
+            grpc_addr: addr(DEFAULT_GRPC_ADDR),
+            redis_addr: addr(DEFAULT_REDIS_ADDR),
+            http_addr: addr(DEFAULT_HTTP_ADDR),
+            node_id: "node-1".into(),
+            token: None,
+            tls: None,
+            max_connections: 10_000,
+            grpc_concurrency_per_connection: 1024,
+            idle_timeout_secs: 300,
+            drain_timeout_secs: 10,
+            allow_flushall: false,
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Parses a TOML document; missing fields take their defaults.
+    pub fn from_toml_str(s: &str) -> Result<Self> {
+        toml::from_str(s).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            what: format!("reading config {}", path.display()),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// A config for tests: data in `dir`, every port 0 on loopback.
+    pub fn ephemeral(dir: impl Into<PathBuf>) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        ServerConfig {
+            data_dir: dir.into(),
+            grpc_addr: any,
+            redis_addr: any,
+            http_addr: any,
+            ..ServerConfig::default()
+        }
+    }
+
+    /// The idle timeout, `None` when disabled.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_timeout_secs > 0).then(|| Duration::from_secs(self.idle_timeout_secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_bind_loopback() {
+        let c = ServerConfig::default();
+        assert!(c.grpc_addr.ip().is_loopback());
+        assert_eq!(c.redis_addr.port(), 6380);
+        assert_eq!(c.http_addr.port(), 7480);
+        assert_eq!(c.grpc_addr.port(), 7400);
+    }
+
+    #[test]
+    fn toml_round_trip_and_partial() {
+        let c = ServerConfig::from_toml_str(
+            "data_dir = \"/tmp/x\"\nredis_addr = \"0.0.0.0:0\"\ntoken = \"s3cret\"\n[limits]\nmax_bulk_len = 10\n",
+        )
+        .unwrap();
+        assert_eq!(c.redis_addr.port(), 0);
+        assert_eq!(c.token.as_deref(), Some("s3cret"));
+        assert_eq!(c.limits.max_bulk_len, 10);
+        assert_eq!(
+            c.limits.max_array_len,
+            LimitsConfig::default().max_array_len
+        );
+        let text = toml::to_string(&c).unwrap();
+        assert_eq!(ServerConfig::from_toml_str(&text).unwrap(), c);
+        assert!(ServerConfig::from_toml_str("bogus = 1").is_err());
+    }
+}

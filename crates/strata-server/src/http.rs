@@ -1,0 +1,106 @@
+//! The admin HTTP endpoints (axum): `/metrics` in Prometheus text format, `/health` and
+//! `/status` as JSON.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+
+use crate::state::{BoundAddrs, Shared};
+
+#[derive(Clone)]
+struct HttpState {
+    shared: Arc<Shared>,
+    metrics: Option<PrometheusHandle>,
+}
+
+/// Builds the router.
+pub fn router(shared: Arc<Shared>, metrics: Option<PrometheusHandle>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/health", get(health))
+        .route("/status", get(status))
+        .with_state(HttpState { shared, metrics })
+}
+
+async fn metrics_text(State(st): State<HttpState>) -> Response {
+    let Some(handle) = &st.metrics else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed in this process\n",
+        )
+            .into_response();
+    };
+    if let Ok(stats) = st.shared.kv.stats().await {
+        crate::metrics::engine_stats(&stats);
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+async fn health(State(st): State<HttpState>) -> Response {
+    match st.shared.kv.stats().await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {e}\n")).into_response(),
+    }
+}
+
+/// The body of `/status`.
+#[derive(Debug, Serialize)]
+struct StatusBody {
+    version: &'static str,
+    node_id: String,
+    uptime_seconds: u64,
+    addrs: BoundAddrs,
+    data_dir: String,
+    redis_connections: u64,
+    engine: Option<EngineStatus>,
+}
+
+#[derive(Debug, Serialize)]
+struct EngineStatus {
+    keys_written: u64,
+    keys_read: u64,
+    wal_syncs: u64,
+    flushes: u64,
+    compactions: u64,
+    write_stalls: u64,
+    memtable_bytes: u64,
+    last_sequence: u64,
+    write_amplification: f64,
+    levels: Vec<(usize, u64)>,
+}
+
+async fn status(State(st): State<HttpState>) -> Json<serde_json::Value> {
+    let s = &st.shared;
+    let engine = s.kv.stats().await.ok().map(|e| EngineStatus {
+        keys_written: e.keys_written,
+        keys_read: e.keys_read,
+        wal_syncs: e.wal_syncs,
+        flushes: e.flushes,
+        compactions: e.compactions,
+        write_stalls: e.write_stalls,
+        memtable_bytes: e.memtable_bytes,
+        last_sequence: e.last_sequence,
+        write_amplification: e.write_amplification(),
+        levels: e.levels.iter().map(|l| (l.files, l.bytes)).collect(),
+    });
+    let body = StatusBody {
+        version: env!("CARGO_PKG_VERSION"),
+        node_id: s.config.node_id.clone(),
+        uptime_seconds: s.uptime_secs(),
+        addrs: s.addrs,
+        data_dir: s.config.data_dir.display().to_string(),
+        redis_connections: s.connections(),
+        engine,
+    };
+    Json(serde_json::to_value(body).unwrap_or_default())
+}

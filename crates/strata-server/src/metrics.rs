@@ -1,0 +1,87 @@
+//! Metrics through the `metrics` facade, exported as Prometheus text: request counts, errors and
+//! latency histograms per protocol and command, open connections, and engine statistics as
+//! gauges refreshed at each scrape. The Prometheus recorder is process-wide: the first server in
+//! a process installs it and later ones share it.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use strata_engine::Stats;
+
+/// Latency buckets in seconds, from 50 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder if no recorder is installed yet, and returns its handle;
+/// `None` when another recorder was installed by someone else.
+pub fn init() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("strata_request_duration_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            match metrics::set_global_recorder(recorder) {
+                Ok(()) => Some(handle),
+                Err(e) => {
+                    tracing::warn!("metrics recorder not installed: {e}");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// Records one request.
+pub fn record_request(protocol: &'static str, command: &'static str, elapsed: Duration, ok: bool) {
+    counter!("strata_requests_total", "protocol" => protocol, "command" => command).increment(1);
+    if !ok {
+        counter!("strata_request_errors_total", "protocol" => protocol, "command" => command)
+            .increment(1);
+    }
+    histogram!("strata_request_duration_seconds", "protocol" => protocol, "command" => command)
+        .record(elapsed.as_secs_f64());
+}
+
+/// Counts a connection opening (`delta = 1`) or closing (`delta = -1`).
+pub fn connection(protocol: &'static str, delta: f64) {
+    gauge!("strata_connections", "protocol" => protocol).increment(delta);
+    if delta > 0.0 {
+        counter!("strata_connections_total", "protocol" => protocol).increment(1);
+    }
+}
+
+/// Publishes engine statistics as gauges.
+pub fn engine_stats(s: &Stats) {
+    #[expect(clippy::cast_precision_loss, reason = "gauges are f64 by definition")]
+    let f = |v: u64| v as f64;
+    gauge!("strata_engine_keys_written").set(f(s.keys_written));
+    gauge!("strata_engine_keys_read").set(f(s.keys_read));
+    gauge!("strata_engine_bloom_negatives").set(f(s.bloom_negatives));
+    gauge!("strata_engine_bloom_false_positives").set(f(s.bloom_false_positives));
+    gauge!("strata_engine_flushes").set(f(s.flushes));
+    gauge!("strata_engine_compactions").set(f(s.compactions));
+    gauge!("strata_engine_compaction_bytes_read").set(f(s.compaction_bytes_read));
+    gauge!("strata_engine_compaction_bytes_written").set(f(s.compaction_bytes_written));
+    gauge!("strata_engine_write_stalls").set(f(s.write_stalls));
+    gauge!("strata_engine_wal_bytes_written").set(f(s.wal_bytes_written));
+    gauge!("strata_engine_wal_syncs").set(f(s.wal_syncs));
+    gauge!("strata_engine_memtable_bytes").set(f(s.memtable_bytes));
+    gauge!("strata_engine_last_sequence").set(f(s.last_sequence));
+    gauge!("strata_engine_write_amplification").set(s.write_amplification());
+    for (level, l) in s.levels.iter().enumerate() {
+        let level = level.to_string();
+        gauge!("strata_engine_level_files", "level" => level.clone()).set(f(l.files as u64));
+        gauge!("strata_engine_level_bytes", "level" => level).set(f(l.bytes));
+    }
+}

@@ -1,0 +1,199 @@
+//! Starting and stopping a server: [`Server::bind`] opens the store and binds every listener
+//! (so the addresses are known before any request is served), [`Server::serve`] runs the gRPC,
+//! Redis and HTTP front ends until the shutdown future resolves, then drains in-flight requests
+//! and flushes the store. [`run`] does both and prints the `listening` line.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_cluster::{KvService, LocalKv};
+use strata_engine::{Db, Options};
+use strata_proto::v1::admin_server::AdminServer;
+use strata_proto::v1::kv_server::KvServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ServerConfig;
+use crate::grpc::{admin::AdminApi, auth_interceptor, kv::KvApi};
+use crate::state::{BoundAddrs, Shared};
+use crate::tls::TlsMaterial;
+use crate::{Error, Result, http, metrics, resp};
+
+/// A server whose store is open and whose listeners are bound, ready to [`serve`](Self::serve).
+#[derive(Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+    grpc: TcpListener,
+    redis: TcpListener,
+    http: TcpListener,
+    tls: Option<TlsMaterial>,
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { what, addr, source })
+}
+
+fn local_addr(l: &TcpListener, what: &'static str, addr: SocketAddr) -> Result<SocketAddr> {
+    l.local_addr()
+        .map_err(|source| Error::Bind { what, addr, source })
+}
+
+impl Server {
+    /// Opens the store in `config.data_dir` and binds the listeners.
+    pub async fn bind(config: ServerConfig) -> Result<Server> {
+        let dir = config.data_dir.clone();
+        let db = tokio::task::spawn_blocking(move || Db::open(dir, Options::default())).await??;
+        Self::bind_with_service(config, Arc::new(LocalKv::new(Arc::new(db)))).await
+    }
+
+    /// Binds the listeners in front of an existing key-value service (`config.data_dir` is
+    /// then only reported, not opened).
+    pub async fn bind_with_service(config: ServerConfig, kv: Arc<dyn KvService>) -> Result<Server> {
+        let tls = config.tls.as_ref().map(TlsMaterial::load).transpose()?;
+        let grpc = bind("gRPC", config.grpc_addr).await?;
+        let redis = bind("redis", config.redis_addr).await?;
+        let http = bind("HTTP", config.http_addr).await?;
+        let addrs = BoundAddrs {
+            grpc: local_addr(&grpc, "gRPC", config.grpc_addr)?,
+            redis: local_addr(&redis, "redis", config.redis_addr)?,
+            http: local_addr(&http, "HTTP", config.http_addr)?,
+        };
+        Ok(Server {
+            shared: Arc::new(Shared::new(kv, config, addrs)),
+            grpc,
+            redis,
+            http,
+            tls,
+        })
+    }
+
+    /// Where the listeners are bound.
+    pub fn addrs(&self) -> BoundAddrs {
+        self.shared.addrs
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
+    /// (for at most `drain_timeout_secs`), flushes the store and returns.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let Server {
+            shared,
+            grpc,
+            redis,
+            http,
+            tls,
+        } = self;
+        let cancel = CancellationToken::new();
+        let trigger = cancel.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            trigger.cancel();
+        });
+        let prometheus = metrics::init();
+        let config = &shared.config;
+        tracing::info!(addrs = %shared.addrs, "serving");
+
+        let interceptor = auth_interceptor(shared.token.clone());
+        let max_msg = config.limits.max_grpc_message_bytes;
+        let kv_svc = tonic::service::interceptor::InterceptedService::new(
+            KvServer::new(KvApi::new(Arc::clone(&shared.kv)))
+                .max_decoding_message_size(max_msg)
+                .max_encoding_message_size(max_msg),
+            interceptor.clone(),
+        );
+        let admin_svc = tonic::service::interceptor::InterceptedService::new(
+            AdminServer::new(AdminApi::new(Arc::clone(&shared))).max_decoding_message_size(max_msg),
+            interceptor,
+        );
+        let mut builder = tonic::transport::Server::builder()
+            .concurrency_limit_per_connection(config.grpc_concurrency_per_connection.max(1))
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+        if let Some(t) = &tls {
+            builder = builder.tls_config(
+                tonic::transport::ServerTlsConfig::new().identity(t.identity.clone()),
+            )?;
+        }
+        let grpc_task = {
+            let cancel = cancel.clone();
+            let router = builder.add_service(kv_svc).add_service(admin_svc);
+            tokio::spawn(async move {
+                router
+                    .serve_with_incoming_shutdown(
+                        TcpListenerStream::new(grpc),
+                        cancel.cancelled_owned(),
+                    )
+                    .await
+            })
+        };
+
+        let tracker = TaskTracker::new();
+        let resp_task = tokio::spawn(resp::serve(
+            redis,
+            Arc::clone(&shared),
+            tls.map(|t| t.acceptor),
+            cancel.clone(),
+            tracker.clone(),
+        ));
+
+        let http_task = {
+            let app = http::router(Arc::clone(&shared), prometheus);
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                axum::serve(http, app)
+                    .with_graceful_shutdown(cancel.cancelled_owned())
+                    .await
+            })
+        };
+
+        let drained = async {
+            let grpc_res = grpc_task.await;
+            let _ = resp_task.await;
+            tracker.close();
+            tracker.wait().await;
+            let http_res = http_task.await;
+            (grpc_res, http_res)
+        };
+        tokio::pin!(drained);
+        let drain_limit = Duration::from_secs(config.drain_timeout_secs);
+        let outcome = tokio::select! {
+            r = &mut drained => Some(r),
+            () = async { cancel.cancelled().await; tokio::time::sleep(drain_limit).await } => None,
+        };
+        match outcome {
+            Some((grpc_res, http_res)) => {
+                grpc_res??;
+                if let Err(e) = http_res? {
+                    tracing::warn!("admin HTTP server failed: {e}");
+                }
+            }
+            None => tracing::warn!("in-flight requests did not finish in {drain_limit:?}"),
+        }
+        tracing::info!("flushing the store");
+        shared.kv.flush().await?;
+        tracing::info!("server stopped");
+        Ok(())
+    }
+}
+
+/// Binds every listener, prints `listening grpc=ADDR redis=ADDR http=ADDR` on stdout once they
+/// are all bound, and serves until `shutdown` resolves (see [`Server::serve`]).
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let server = Server::bind(config).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening {}", server.addrs());
+        let _ = out.flush();
+    }
+    server.serve(shutdown).await
+}

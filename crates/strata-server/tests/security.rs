@@ -1,0 +1,202 @@
+//! Access token and TLS: gRPC calls without or with a wrong token are refused
+//! (`UNAUTHENTICATED`) and accepted with the right one; RESP commands get `NOAUTH` until `AUTH`
+//! succeeds; TLS on gRPC and RESP works with a trusted certificate and plain-text clients are
+//! refused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{RawClient, TestServer, encode};
+use strata_client::{Client, ClientOptions, TlsOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grpc_token() {
+    let s = TestServer::start_with(|c| c.token = Some("s3cret".into())).await;
+    let addr = s.addrs.grpc.to_string();
+    let none = Client::connect(&addr, ClientOptions::default())
+        .await
+        .unwrap();
+    let e = none.get(b"k").await.unwrap_err();
+    assert_eq!(e.code(), Some(tonic::Code::Unauthenticated));
+    let e = none.status().await.unwrap_err();
+    assert_eq!(e.code(), Some(tonic::Code::Unauthenticated));
+
+    let wrong = ClientOptions {
+        token: Some("guess".into()),
+        ..ClientOptions::default()
+    };
+    let wrong = Client::connect(&addr, wrong).await.unwrap();
+    assert_eq!(
+        wrong.put(b"k", b"v").await.unwrap_err().code(),
+        Some(tonic::Code::Unauthenticated)
+    );
+
+    let right = ClientOptions {
+        token: Some("s3cret".into()),
+        ..ClientOptions::default()
+    };
+    let right = Client::connect(&addr, right).await.unwrap();
+    right.put(b"k", b"v").await.unwrap();
+    assert_eq!(right.get(b"k").await.unwrap(), Some(b"v".to_vec()));
+    right.status().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resp_token() {
+    let s = TestServer::start_with(|c| c.token = Some("s3cret".into())).await;
+    let mut c = RawClient::connect(s.addrs.redis).await;
+    c.cmd(&[b"GET", b"k"]).await;
+    assert_eq!(c.reply_str().await, "-NOAUTH Authentication required.\r\n");
+    c.cmd(&[b"AUTH", b"wrong"]).await;
+    assert!(c.reply_str().await.starts_with("-WRONGPASS"));
+    c.cmd(&[b"SET", b"k", b"v"]).await;
+    assert!(c.reply_str().await.starts_with("-NOAUTH"));
+    c.cmd(&[b"AUTH", b"s3cret"]).await;
+    assert_eq!(c.reply_str().await, "+OK\r\n");
+    c.cmd(&[b"SET", b"k", b"v"]).await;
+    assert_eq!(c.reply_str().await, "+OK\r\n");
+    c.cmd(&[b"AUTH", b"default", b"s3cret"]).await;
+    assert_eq!(c.reply_str().await, "+OK\r\n");
+
+    // The redis crate sends AUTH from the URL's password.
+    let url = format!("redis://:s3cret@{}/", s.addrs.redis);
+    let mut r = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let v: String = redis::cmd("GET")
+        .arg("k")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(v, "v");
+
+    // Without a token configured, AUTH is an error as in Redis.
+    let open = TestServer::start().await;
+    let mut c = RawClient::connect(open.addrs.redis).await;
+    c.cmd(&[b"AUTH", b"x"]).await;
+    assert!(
+        c.reply_str()
+            .await
+            .starts_with("-ERR AUTH <password> called without")
+    );
+}
+
+struct Certs {
+    _dir: tempfile::TempDir,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    cert_pem: String,
+}
+
+fn make_certs() -> Certs {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let cert_pem = ck.cert.pem();
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    Certs {
+        _dir: dir,
+        cert,
+        key,
+        cert_pem,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grpc_tls() {
+    let certs = make_certs();
+    let s = TestServer::start_with(|c| {
+        c.tls = Some(strata_server::TlsConfig {
+            cert: certs.cert.clone(),
+            key: certs.key.clone(),
+        });
+    })
+    .await;
+    let addr = s.addrs.grpc.to_string();
+    let opts = ClientOptions {
+        tls: Some(TlsOptions {
+            ca_pem: Some(certs.cert_pem.clone().into_bytes()),
+            domain: Some("localhost".into()),
+        }),
+        ..ClientOptions::default()
+    };
+    let c = Client::connect(&addr, opts).await.unwrap();
+    c.put(b"k", b"v").await.unwrap();
+    assert_eq!(c.get(b"k").await.unwrap(), Some(b"v".to_vec()));
+
+    // A plain-text client cannot talk to the TLS port.
+    let plain = ClientOptions {
+        max_retries: 0,
+        connect_timeout: std::time::Duration::from_secs(2),
+        request_timeout: std::time::Duration::from_secs(2),
+        ..ClientOptions::default()
+    };
+    match Client::connect(&addr, plain).await {
+        Err(_) => {}
+        Ok(c) => assert!(c.get(b"k").await.is_err()),
+    }
+    // A client that does not trust the certificate is refused.
+    let untrusted = ClientOptions {
+        tls: Some(TlsOptions {
+            ca_pem: Some(make_certs().cert_pem.into_bytes()),
+            domain: Some("localhost".into()),
+        }),
+        max_retries: 0,
+        ..ClientOptions::default()
+    };
+    match Client::connect(&addr, untrusted).await {
+        Err(_) => {}
+        Ok(c) => assert!(c.get(b"k").await.is_err()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resp_tls() {
+    let certs = make_certs();
+    let s = TestServer::start_with(|c| {
+        c.tls = Some(strata_server::TlsConfig {
+            cert: certs.cert.clone(),
+            key: certs.key.clone(),
+        });
+    })
+    .await;
+    let mut roots = rustls::RootCertStore::empty();
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(certs.cert_pem.as_bytes()).unwrap();
+    roots.add(der).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(s.addrs.redis).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let mut req = encode(&[b"SET", b"k", b"v"]);
+    req.extend(encode(&[b"GET", b"k"]));
+    tls.write_all(&req).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < b"+OK\r\n$1\r\nv\r\n".len() {
+        let mut buf = [0u8; 64];
+        let n = tls.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"+OK\r\n$1\r\nv\r\n");
+
+    // Plain text on the TLS port gets no RESP reply.
+    let mut plain = RawClient::connect(s.addrs.redis).await;
+    plain.cmd(&[b"PING"]).await;
+    assert!(plain.reply().await.is_none());
+}
+
+use rustls::pki_types::pem::PemObject as _;
