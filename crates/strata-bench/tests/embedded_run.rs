@@ -117,3 +117,21 @@ fn a_foreign_directory_is_never_wiped() {
     assert_eq!(std::fs::read(data.join("file")).unwrap(), b"keep me");
     assert!(!data.join(runner::MARKER).exists());
 }
+
+#[test]
+fn compression_and_cache_flags_reach_the_engine() {
+    for compression in [
+        strata_bench::Compression::Lz4,
+        strata_bench::Compression::Zstd,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let args = BenchArgs {
+            compression,
+            cache_size: Some(1 << 20),
+            ..tiny(dir.path(), "fillseq,readrandom")
+        };
+        let out = run(&args, RunOptions::default(), &mut |_| {}).unwrap();
+        assert!(out.notes.is_empty(), "{:?}", out.notes);
+        assert_eq!(out.results[1].found, Some(4000));
+    }
+}

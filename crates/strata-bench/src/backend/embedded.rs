@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use strata_engine::{Db, Options, WriteBatch, WriteOptions};
+use strata_engine::{CompressionType, Db, Options, WriteBatch, WriteOptions};
 
 use super::{Backend, BackendConfig, Compression, Opened};
 use crate::error::{Error, Result};
@@ -23,9 +23,8 @@ impl std::fmt::Debug for Embedded {
     }
 }
 
-/// Opens the engine with the benchmark's settings, noting those this engine version lacks.
+/// Opens the engine with the benchmark's settings (every one of them has an engine option).
 pub fn open(config: &BackendConfig) -> Result<Opened> {
-    let mut notes = Vec::new();
     let defaults = Options::default();
     let block_cache_size = match config.cache_size {
         Some(bytes) => usize::try_from(bytes).map_err(|_| Error::InvalidArgument {
@@ -38,19 +37,17 @@ pub fn open(config: &BackendConfig) -> Result<Opened> {
         write_buffer_size: config.write_buffer_size,
         bloom_bits_per_key: config.bloom_bits,
         block_cache_size,
+        compression: match config.compression {
+            Compression::None => CompressionType::None,
+            Compression::Lz4 => CompressionType::Lz4,
+            Compression::Zstd => CompressionType::Zstd,
+        },
         ..defaults
     };
-    if config.compression != Compression::None {
-        notes.push(
-            "--compression: not supported by this engine version (blocks are stored \
-             uncompressed)"
-                .into(),
-        );
-    }
     let db = Db::open(&config.data_dir, opts).map_err(|e| Error::backend(NAME, "open", e))?;
     Ok(Opened {
         backend: Arc::new(Embedded { db }),
-        notes,
+        notes: Vec::new(),
     })
 }
 
