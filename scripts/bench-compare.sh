@@ -47,11 +47,12 @@ COMMON_STRATA=(--num "$NUM" --key-size 16 --value-size 100 --write-buffer-size 6
 
 echo "== building (release)" >&2
 cargo build --release -q -p strata-cli
-STRATA="target/release/strata"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+STRATA="$TARGET_DIR/release/strata"
 FJALL_BIN=""
 if [ "$FJALL" = 1 ]; then
   if cargo build --release -q -p strata-bench --features fjall --bin strata-bench; then
-    FJALL_BIN="target/release/strata-bench"
+    FJALL_BIN="$TARGET_DIR/release/strata-bench"
   else
     echo "fjall backend did not build; skipping it" >&2
   fi
