@@ -178,7 +178,19 @@ impl WriteBatch {
         };
         let mut n = 0u32;
         for op in batch.iter() {
-            op.ok()?;
+            // Hold decoded batches to the limits the builder enforces, so a damaged record
+            // cannot smuggle an empty key, an oversized value or an inverted range into the
+            // memtable.
+            let valid = match op.ok()? {
+                BatchOp::Put { key, value } => check_key(key).and(check_value(value)).is_ok(),
+                BatchOp::Delete { key } => check_key(key).is_ok(),
+                BatchOp::DeleteRange { start, end } => {
+                    check_key(start).and(check_key(end)).is_ok() && start < end
+                }
+            };
+            if !valid {
+                return None;
+            }
             n += 1;
         }
         (n == count).then_some((seq, batch))
@@ -275,6 +287,28 @@ mod tests {
         let mut empty = WriteBatch::new();
         assert!(WriteBatch::decode(empty.encode_with_seq(MAX_SEQNO)).is_some());
         assert!(WriteBatch::decode(empty.encode_with_seq(u64::MAX)).is_none());
+    }
+
+    #[test]
+    fn decoded_batches_obey_the_builder_limits() {
+        let encode = |ops: &[(u8, &[u8], &[u8])]| {
+            let mut rec = Vec::new();
+            put_u64(&mut rec, 1);
+            put_u32(&mut rec, ops.len() as u32);
+            for (tag, a, b) in ops {
+                rec.push(*tag);
+                put_bytes(&mut rec, a);
+                if *tag != TAG_DELETE {
+                    put_bytes(&mut rec, b);
+                }
+            }
+            rec
+        };
+        assert!(WriteBatch::decode(&encode(&[(TAG_PUT, b"k", b"v")])).is_some());
+        assert!(WriteBatch::decode(&encode(&[(TAG_PUT, b"", b"v")])).is_none());
+        assert!(WriteBatch::decode(&encode(&[(TAG_DELETE, b"", b"")])).is_none());
+        assert!(WriteBatch::decode(&encode(&[(TAG_DELETE_RANGE, b"b", b"a")])).is_none());
+        assert!(WriteBatch::decode(&encode(&[(TAG_DELETE_RANGE, b"a", b"a")])).is_none());
     }
 
     #[test]

@@ -50,8 +50,19 @@ pub fn lock(dir: &Path) -> PathBuf {
     dir.join("LOCK")
 }
 
+/// Largest file number a store uses; a name with a larger number is not Strata's (and could
+/// overflow the file counter).
+pub const MAX_FILE_NUMBER: u64 = 1 << 56;
+
 /// Classifies a file name found in a store directory; `None` for foreign files.
 pub fn parse(name: &str) -> Option<FileKind> {
+    parse_any(name).filter(|k| match k {
+        FileKind::Wal(n) | FileKind::Table(n) | FileKind::Manifest(n) => *n <= MAX_FILE_NUMBER,
+        _ => true,
+    })
+}
+
+fn parse_any(name: &str) -> Option<FileKind> {
     if name == "CURRENT" {
         return Some(FileKind::Current);
     }
@@ -92,5 +103,10 @@ mod tests {
         }
         assert_eq!(parse("notes.txt"), None);
         assert_eq!(parse("CURRENT.tmp"), Some(FileKind::Temp));
+        assert_eq!(
+            parse("18446744073709551615.wal"),
+            None,
+            "past the file-number limit"
+        );
     }
 }

@@ -37,6 +37,9 @@ pub struct Options {
     pub level_size_multiplier: u64,
     /// Target size of a table written by compaction.
     pub target_file_size: u64,
+    /// Obsolete WAL files kept for reuse: a new log overwrites one in place rather than growing
+    /// a fresh file, so synced appends do not also pay for file growth (0 deletes them).
+    pub recycle_log_files: usize,
     /// Run compactions automatically in the background.
     pub auto_compaction: bool,
     /// Recover past damaged WAL records instead of refusing to open (reported in stats).
@@ -60,6 +63,7 @@ impl Default for Options {
             max_bytes_for_level_base: 64 << 20,
             level_size_multiplier: 10,
             target_file_size: 32 << 20,
+            recycle_log_files: 2,
             auto_compaction: true,
             skip_damaged_wal_records: false,
         }

@@ -257,3 +257,49 @@ fn compressed_tables_read_back_and_take_less_space() {
     );
     assert!(sizes[1] < sizes[0] && sizes[2] < sizes[0]);
 }
+
+#[test]
+fn retired_logs_are_reused_and_recovery_reads_only_their_new_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || Options {
+        write_buffer_size: 8 * 1024,
+        ..Options::default()
+    };
+    let wal_files = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".wal")
+            })
+            .count()
+    };
+    {
+        let db = Db::open(dir.path(), opts()).unwrap();
+        for i in 0..3000u32 {
+            let mut b = WriteBatch::new();
+            b.put(format!("key{i:05}"), [i as u8; 100]).unwrap();
+            db.write(b, WriteOptions::no_sync()).unwrap();
+        }
+        db.put(b"last", b"synced").unwrap();
+        assert!(db.stats().flushes > 10);
+        // The live log, the queued ones, and at most two kept for reuse.
+        assert!(
+            wal_files(dir.path()) <= 2 + 1 + 2,
+            "{} logs",
+            wal_files(dir.path())
+        );
+    }
+    let db = Db::open(dir.path(), opts()).unwrap();
+    for i in (0..3000u32).step_by(97) {
+        assert_eq!(
+            db.get(format!("key{i:05}").as_bytes()).unwrap(),
+            Some(vec![i as u8; 100])
+        );
+    }
+    assert_eq!(db.get(b"last").unwrap(), Some(b"synced".to_vec()));
+    assert_eq!(collect(db.range(None, None).unwrap()).len(), 3001);
+}

@@ -143,7 +143,7 @@ fn flush_memtable(inner: &DbInner, imm: &Arc<Memtable>) -> Result<()> {
     Counters::add(&inner.counters.flush_bytes_written, written);
     inner.state_changed.notify_all();
     drop(st);
-    inner.remove_file(&filename::wal(&inner.dir, imm.log_number()));
+    inner.retire_wal(imm.log_number());
     Ok(())
 }
 

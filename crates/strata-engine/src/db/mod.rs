@@ -59,6 +59,8 @@ pub(crate) struct DbInner {
     /// Highest sequence number visible to readers.
     pub last_seq: AtomicU64,
     pub snapshots: Mutex<BTreeMap<SeqNo, usize>>,
+    /// Numbers of obsolete WAL files kept for reuse by the next memtable switches.
+    pub recyclable_wals: Mutex<Vec<u64>>,
     poison: Mutex<Option<String>>,
     pub counters: Counters,
     pub shutdown: AtomicBool,
@@ -132,6 +134,36 @@ impl DbInner {
             }
         }
         Ok(())
+    }
+
+    /// Keeps WAL `number`, no longer needed, for reuse, or removes it if enough are kept.
+    pub fn retire_wal(&self, number: u64) {
+        let mut pool = lock(&self.recyclable_wals);
+        if pool.len() < self.opts.recycle_log_files {
+            pool.push(number);
+        } else {
+            drop(pool);
+            self.remove_file(&filename::wal(&self.dir, number));
+        }
+    }
+
+    /// Starts WAL `number`, reusing a retired log file when one is kept.
+    pub fn new_wal(&self, number: u64) -> Result<crate::wal::WalWriter> {
+        let path = filename::wal(&self.dir, number);
+        let retired = lock(&self.recyclable_wals).pop();
+        if let Some(old) = retired {
+            let old_path = filename::wal(&self.dir, old);
+            match crate::wal::WalWriter::recycle(self.fs.as_ref(), &old_path, &path, number) {
+                Ok(w) => return Ok(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not reuse a retired log; creating a new one");
+                    if self.fs.exists(&old_path) {
+                        self.remove_file(&old_path);
+                    }
+                }
+            }
+        }
+        crate::wal::WalWriter::create(self.fs.as_ref(), &path, number)
     }
 
     /// Removes a file no longer needed; a failure only wastes space until the next open.

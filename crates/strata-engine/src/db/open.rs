@@ -98,6 +98,12 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             continue;
         }
         let contents = read_wal(fs.as_ref(), &path, mode)?;
+        if contents.log_number != *n {
+            // A reused log stamped for another number: written before its rename, so it holds
+            // nothing of this log.
+            tracing::warn!(log = %path.display(), header = contents.log_number, "log header names another log; ignored");
+            continue;
+        }
         Counters::add(&counters.wal_records_skipped, contents.skipped as u64);
         for (i, record) in contents.records.iter().enumerate() {
             let Some((seq, batch)) = WriteBatch::decode(record) else {
@@ -159,6 +165,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         writer: WriteQueue::new(wal),
         last_seq: AtomicU64::new(last_seq),
         snapshots: Mutex::new(BTreeMap::new()),
+        recyclable_wals: Mutex::new(Vec::new()),
         poison: Mutex::new(None),
         counters,
         shutdown: AtomicBool::new(false),

@@ -12,7 +12,6 @@ use std::time::Duration;
 use super::{DbInner, SuperVersion, lock};
 use crate::batch::{BatchOp, WriteBatch};
 use crate::error::{Error, Result};
-use crate::filename;
 use crate::key::ValueKind;
 use crate::memtable::Memtable;
 use crate::options::WriteOptions;
@@ -275,11 +274,7 @@ fn switch_memtable(inner: &DbInner, wal: &mut WalWriter) -> Result<()> {
     let st_result = (|| {
         let mut st = inner.state();
         let number = st.versions.new_file_number();
-        let new_wal = WalWriter::create(
-            inner.fs.as_ref(),
-            &filename::wal(&inner.dir, number),
-            number,
-        )?;
+        let new_wal = inner.new_wal(number)?;
         // Sync the old log before writes move on: a later synced write then also makes every
         // earlier write durable, so a power loss always leaves a prefix of the history.
         wal.sync()?;

@@ -135,7 +135,10 @@ struct FaultWritable {
     fs: FaultFs,
     path: PathBuf,
     inode: u64,
+    /// Bytes written through this handle (plus the old size for an appending handle).
     len: u64,
+    /// Where the next write lands in the file.
+    offset: usize,
 }
 
 impl WritableFile for FaultWritable {
@@ -148,7 +151,14 @@ impl WritableFile for FaultWritable {
             .inodes
             .get_mut(&self.inode)
             .ok_or_else(|| not_found(&self.path))?;
-        inode.data.extend_from_slice(data);
+        let end = self.offset + data.len();
+        if inode.data.len() < end {
+            inode.data.resize(end, 0);
+        }
+        if let Some(slot) = inode.data.get_mut(self.offset..end) {
+            slot.copy_from_slice(data);
+        }
+        self.offset = end;
         self.len += data.len() as u64;
         Ok(())
     }
@@ -231,6 +241,7 @@ impl FileSystem for FaultFs {
             path: path.to_path_buf(),
             inode,
             len: 0,
+            offset: 0,
         }))
     }
 
@@ -243,6 +254,19 @@ impl FileSystem for FaultFs {
             path: path.to_path_buf(),
             inode,
             len,
+            offset: usize::try_from(len).unwrap_or(usize::MAX),
+        }))
+    }
+
+    fn open_overwrite(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+        let st = self.state();
+        let inode = *st.live.get(path).ok_or_else(|| not_found(path))?;
+        Ok(Box::new(FaultWritable {
+            fs: self.clone(),
+            path: path.to_path_buf(),
+            inode,
+            len: 0,
+            offset: 0,
         }))
     }
 

@@ -54,6 +54,9 @@ pub trait FileSystem: Send + Sync + Debug {
     fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>>;
     /// Opens an existing file for appending after its current end.
     fn open_append(&self, path: &Path) -> Result<Box<dyn WritableFile>>;
+    /// Opens an existing file for writing from its first byte without truncating it: writes
+    /// overwrite the old contents, and space already written is reused without growing the file.
+    fn open_overwrite(&self, path: &Path) -> Result<Box<dyn WritableFile>>;
     /// Opens an existing file for random reads.
     fn open_random(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>>;
     /// Reads a whole file.

@@ -109,11 +109,25 @@ impl VersionSet {
                 }
             }
             for f in edit.new_files {
+                if f.number > filename::MAX_FILE_NUMBER {
+                    return Err(Error::corruption(
+                        &manifest_path,
+                        i as u64,
+                        "table number past the file-number limit",
+                    ));
+                }
                 let slot = files.get_mut(f.level).ok_or_else(|| {
                     Error::corruption(&manifest_path, i as u64, "table level out of range")
                 })?;
                 slot.insert(f.number, f);
             }
+        }
+        if next_file > filename::MAX_FILE_NUMBER {
+            return Err(Error::corruption(
+                &manifest_path,
+                0,
+                "next file number past the file-number limit",
+            ));
         }
         if contents.records.is_empty() {
             return Err(Error::corruption(
@@ -127,7 +141,7 @@ impl VersionSet {
         for (level, descs) in files.into_iter().enumerate() {
             for (_, desc) in descs {
                 let table = open_table(fs.as_ref(), dir, desc.number, &cache)?;
-                next_file = next_file.max(desc.number + 1);
+                next_file = next_file.max(desc.number.saturating_add(1));
                 version.levels[level].push(Arc::new(FileMeta { desc, table }));
             }
         }

@@ -557,3 +557,43 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_recycled_log_holds_only_its_own_records_even_after_power_loss() {
+    let fs = FaultFs::new();
+    let dir = PathBuf::from("/wal");
+    fs.create_dir_all(&dir).unwrap();
+    let old = dir.join("000007.wal");
+    let new = dir.join("000009.wal");
+    let mut w = WalWriter::create(&fs, &old, 7).unwrap();
+    for i in 0..50 {
+        w.add_record(&payload(i, 300)).unwrap();
+    }
+    w.sync().unwrap();
+    drop(w);
+    let old_size = fs.file_size(&old).unwrap();
+
+    let mut w = WalWriter::recycle(&fs, &old, &new, 9).unwrap();
+    assert!(!fs.exists(&old));
+    for i in 100..103 {
+        w.add_record(&payload(i, 100)).unwrap();
+    }
+    w.sync().unwrap();
+    assert_eq!(
+        fs.file_size(&new).unwrap(),
+        old_size,
+        "space reused, not grown"
+    );
+    // One more record that never reaches the disk.
+    w.add_record(&payload(200, 100)).unwrap();
+    fs.power_loss();
+
+    let got = read_wal(&fs, &new, RecoveryMode::TolerateTornTail).unwrap();
+    assert_eq!(got.log_number, 9);
+    let want: Vec<Vec<u8>> = (100..103).map(|i| payload(i, 100)).collect();
+    assert_eq!(
+        got.records, want,
+        "stale records of log 7 read as the end of log 9"
+    );
+    assert!(got.truncated_at.is_some());
+}

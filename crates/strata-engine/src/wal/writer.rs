@@ -72,6 +72,36 @@ impl WalWriter {
         })
     }
 
+    /// Turns the obsolete log at `old_path` into log `log_number` at `new_path`, reusing its
+    /// disk space so appends overwrite blocks the file already has instead of growing it (a
+    /// synced append then need not also commit a size change). The new header is written and
+    /// synced before the rename, so after a crash the file is either the old, obsolete log or
+    /// the new one, whose leftover records, stamped with the old log number, read as its end.
+    pub fn recycle(
+        fs: &dyn FileSystem,
+        old_path: &Path,
+        new_path: &Path,
+        log_number: u64,
+    ) -> Result<WalWriter> {
+        if fs.exists(new_path) {
+            return Err(Error::InvalidArgument(format!(
+                "log file {} already exists",
+                new_path.display()
+            )));
+        }
+        let mut file = fs.open_overwrite(old_path)?;
+        file.append(&encode_file_header(log_number))?;
+        file.sync()?;
+        fs.rename(old_path, new_path)?;
+        fs.sync_dir(parent_dir(new_path))?;
+        Ok(WalWriter {
+            file,
+            path: new_path.to_path_buf(),
+            log_number,
+            failure: None,
+        })
+    }
+
     /// Appends one framed record (buffered; not yet flushed to the OS).
     ///
     /// A payload longer than [`MAX_RECORD_LEN`](super::MAX_RECORD_LEN) is refused with
