@@ -64,7 +64,7 @@ pub use batch::WriteBatch;
 pub use compaction::{CompactionProgress, CompactionReport};
 pub use db::{Db, DbIterator, Snapshot};
 pub use error::{Error, Result};
-pub use options::{Options, WriteOptions};
+pub use options::{CompactionStyle, Options, WriteOptions};
 pub use stats::{LevelStats, Stats};
 pub use table::CompressionType;
 

@@ -5,6 +5,19 @@ use std::sync::Arc;
 use crate::fs::{FileSystem, OsFs};
 use crate::table::{CompressionType, TableOptions};
 
+/// How tables are merged in the background.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CompactionStyle {
+    /// L0 by file count into L1, deeper levels by size with a growth ratio: low space and read
+    /// amplification, more rewriting.
+    #[default]
+    Leveled,
+    /// Every table is a sorted run in L0; runs of similar size are merged together, and all
+    /// runs when the space they waste passes 200%: less rewriting, more space and read
+    /// amplification.
+    Tiered,
+}
+
 /// How a store is opened and run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -40,6 +53,8 @@ pub struct Options {
     /// Obsolete WAL files kept for reuse: a new log overwrites one in place rather than growing
     /// a fresh file, so synced appends do not also pay for file growth (0 deletes them).
     pub recycle_log_files: usize,
+    /// Leveled (the default) or size-tiered compaction.
+    pub compaction_style: CompactionStyle,
     /// Run compactions automatically in the background.
     pub auto_compaction: bool,
     /// Recover past damaged WAL records instead of refusing to open (reported in stats).
@@ -64,6 +79,7 @@ impl Default for Options {
             level_size_multiplier: 10,
             target_file_size: 32 << 20,
             recycle_log_files: 2,
+            compaction_style: CompactionStyle::Leveled,
             auto_compaction: true,
             skip_damaged_wal_records: false,
         }

@@ -1,7 +1,8 @@
 //! Model-based property test: random sequences of puts, deletes, batches, range deletes, reads,
 //! scans, snapshots, flushes, compactions and reopens run against the engine and against a
 //! `BTreeMap`; every read must agree. Small memtables and level targets make flushes and
-//! background compactions happen inside short sequences. `STRATA_MODEL_CASES` sets the number
+//! background compactions happen inside short sequences; each case runs leveled or size-tiered
+//! compaction. `STRATA_MODEL_CASES` sets the number
 //! of cases (default 2000).
 
 #![allow(
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use strata_engine::fs::FaultFs;
-use strata_engine::{Db, Options, Snapshot, WriteBatch, WriteOptions};
+use strata_engine::{CompactionStyle, Db, Options, Snapshot, WriteBatch, WriteOptions};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -69,9 +70,10 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn options(fs: &FaultFs) -> Options {
+fn options(fs: &FaultFs, compaction_style: CompactionStyle) -> Options {
     Options {
         fs: Arc::new(fs.clone()),
+        compaction_style,
         write_buffer_size: 2048,
         max_immutable_memtables: 2,
         block_size: 256,
@@ -91,10 +93,10 @@ fn model_range(m: &Model, start: Option<&[u8]>, end: Option<&[u8]>) -> Vec<(Vec<
         .collect()
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+fn run(ops: Vec<Op>, style: CompactionStyle) -> Result<(), TestCaseError> {
     let fs = FaultFs::new();
     let dir = Path::new("/model");
-    let mut db = Some(Db::open(dir, options(&fs)).unwrap());
+    let mut db = Some(Db::open(dir, options(&fs, style)).unwrap());
     let mut model = Model::new();
     let mut snapshots: Vec<(Snapshot, Model)> = Vec::new();
     let no_sync = WriteOptions::no_sync();
@@ -182,7 +184,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 // Snapshots pin the old instance; a reopen ends them, as a restart would.
                 snapshots.clear();
                 drop(db.take());
-                db = Some(Db::open(dir, options(&fs)).unwrap());
+                db = Some(Db::open(dir, options(&fs, style)).unwrap());
             }
         }
     }
@@ -210,7 +212,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn engine_matches_a_btreemap(ops in prop::collection::vec(op(), 1..120)) {
-        run(ops)?;
+    fn engine_matches_a_btreemap(ops in prop::collection::vec(op(), 1..120), tiered in any::<bool>()) {
+        let style = if tiered { CompactionStyle::Tiered } else { CompactionStyle::Leveled };
+        run(ops, style)?;
     }
 }

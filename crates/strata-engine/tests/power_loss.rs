@@ -299,3 +299,19 @@ fn power_loss_before_anything_is_synced_leaves_an_openable_store() {
     crash_now(&fs, db);
     verify(&fs, &BTreeSet::new(), "unsynced writes only");
 }
+
+#[test]
+fn sync_wal_makes_earlier_unsynced_writes_durable() {
+    let fs = FaultFs::new();
+    let db = open(&fs);
+    for i in 0..20 {
+        db.write(batch(&format!("u{i}")), WriteOptions::no_sync())
+            .unwrap();
+    }
+    let syncs = fs.sync_count();
+    db.sync_wal().unwrap();
+    assert!(fs.sync_count() > syncs, "sync_wal syncs the log");
+    crash_now(&fs, db);
+    let required: BTreeSet<String> = (0..20).map(|i| format!("u{i}")).collect();
+    verify(&fs, &required, "after sync_wal");
+}

@@ -51,8 +51,20 @@ pub struct JobOutput {
     pub report: CompactionReport,
 }
 
-fn may_exist_below(v: &Version, level: usize, lo: &[u8], hi: &[u8]) -> bool {
-    ((level + 1)..NUM_LEVELS).any(|l| v.levels[l].iter().any(|f| f.overlaps(lo, hi)))
+/// True if a table outside the compaction that may hold older data than the output could
+/// hold a key in `[lo, hi]`: any table below the output level, and for an output into L0 (a
+/// tiered merge) any L0 run not among the inputs.
+fn may_exist_below(v: &Version, task: &CompactionTask, level: usize, lo: &[u8], hi: &[u8]) -> bool {
+    let is_input = |f: &FileMeta| {
+        task.inputs
+            .iter()
+            .any(|(_, i)| i.desc.number == f.desc.number)
+    };
+    let other_l0 = level == 0
+        && v.levels[0]
+            .iter()
+            .any(|f| !is_input(f) && f.overlaps(lo, hi));
+    other_l0 || ((level + 1)..NUM_LEVELS).any(|l| v.levels[l].iter().any(|f| f.overlaps(lo, hi)))
 }
 
 fn input_iterator(task: &CompactionTask) -> MergingIterator {
@@ -99,7 +111,7 @@ pub fn run(task: &CompactionTask, mut ctx: JobContext<'_, '_>) -> Result<JobOutp
     let mut kept_tombstones = Vec::new();
     let mut range_tombstones_dropped = 0;
     for t in &input_tombstones {
-        if t.seq <= snapshot && !may_exist_below(ctx.version, out_level, &t.start, &t.end) {
+        if t.seq <= snapshot && !may_exist_below(ctx.version, task, out_level, &t.start, &t.end) {
             range_tombstones_dropped += 1;
         } else {
             kept_tombstones.push(t.clone());
@@ -145,7 +157,13 @@ pub fn run(task: &CompactionTask, mut ctx: JobContext<'_, '_>) -> Result<JobOutp
             true
         } else if parsed.kind == ValueKind::Delete
             && parsed.seq <= snapshot
-            && !may_exist_below(ctx.version, out_level, parsed.user_key, parsed.user_key)
+            && !may_exist_below(
+                ctx.version,
+                task,
+                out_level,
+                parsed.user_key,
+                parsed.user_key,
+            )
         {
             true
         } else {

@@ -190,7 +190,12 @@ fn run_compaction(
             fs: inner.fs.as_ref(),
             dir: &inner.dir,
             table_options: inner.opts.table_options(),
-            target_file_size: inner.opts.target_file_size,
+            // A merge into L0 (tiered) writes one sorted run: one table.
+            target_file_size: if task.output_level == 0 {
+                u64::MAX
+            } else {
+                inner.opts.target_file_size
+            },
             cache: Some(Arc::clone(&inner.cache)),
             smallest_snapshot: inner.smallest_snapshot(),
             version: &version,
@@ -257,7 +262,7 @@ pub(crate) fn manual_compaction(
     let result = (|| {
         inner.check_poison()?;
         let version = inner.super_version().version.clone();
-        match picker::manual(&version, start, end) {
+        match picker::manual(&version, inner.opts.compaction_style, start, end) {
             Some(task) => run_compaction(inner, &task, Some(progress)),
             None => Ok(CompactionReport {
                 duration: started.elapsed(),

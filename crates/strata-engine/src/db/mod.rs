@@ -299,6 +299,13 @@ impl Db {
         write::write(&self.inner, batch, opts)
     }
 
+    /// Makes every write acknowledged so far durable (one WAL sync, shared with concurrent
+    /// writers through group commit). A server can apply a pipeline of writes with
+    /// `sync = false`, then call this once before answering them all.
+    pub fn sync_wal(&self) -> Result<()> {
+        write::sync_wal(&self.inner)
+    }
+
     /// Takes a snapshot of the current state.
     pub fn snapshot(&self) -> Snapshot {
         let mut snaps = lock(&self.inner.snapshots);

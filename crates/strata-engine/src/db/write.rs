@@ -75,6 +75,11 @@ pub(crate) fn write(inner: &DbInner, batch: WriteBatch, opts: WriteOptions) -> R
     submit(inner, batch, opts.sync, false)
 }
 
+/// Makes every write acknowledged so far durable, sharing the sync with concurrent writers.
+pub(crate) fn sync_wal(inner: &DbInner) -> Result<()> {
+    submit(inner, WriteBatch::new(), true, false)
+}
+
 /// Switches to a new memtable and waits until it and every older one are flushed.
 pub(crate) fn flush(inner: &DbInner) -> Result<()> {
     let target = inner.super_version().mem.log_number();
@@ -170,13 +175,17 @@ fn commit_group(inner: &DbInner, group: &mut [Request]) -> Result<()> {
     let mut sync = false;
     let mut wal_bytes = 0;
     let io = (|| {
-        for r in group.iter_mut().filter(|r| !r.batch.is_empty()) {
+        for r in group.iter_mut() {
+            // An empty request asks only for a sync (or a memtable switch).
+            sync |= r.sync;
+            if r.batch.is_empty() {
+                continue;
+            }
             let n = r.batch.len() as u64;
             let record = r.batch.encode_with_seq(seq);
             wal_bytes += record.len() as u64;
             wal.add_record(record)?;
             seq += n;
-            sync |= r.sync;
         }
         if sync { wal.sync() } else { wal.flush() }
     })();

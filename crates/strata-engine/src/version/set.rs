@@ -339,7 +339,10 @@ fn snapshot_edit(
 fn sort_levels(v: &mut Version) {
     for (level, files) in v.levels.iter_mut().enumerate() {
         if level == 0 {
-            files.sort_by_key(|f| std::cmp::Reverse(f.desc.number));
+            // Newest data first. Flushes write disjoint sequence ranges in order, and a tiered
+            // merge of consecutive runs covers theirs, so the largest sequence number orders
+            // them; the file number breaks ties between tables of one merge.
+            files.sort_by_key(|f| std::cmp::Reverse((f.desc.largest_seq, f.desc.number)));
         } else {
             files.sort_by(|a, b| a.desc.smallest.cmp(&b.desc.smallest));
         }
