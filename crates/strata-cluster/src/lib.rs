@@ -31,12 +31,17 @@
 //! - [`service`]: the [`KvService`] trait and the request and reply types it speaks.
 //! - [`local`]: [`LocalKv`], the single-node implementation over the engine.
 //! - [`locks`]: the striped key-lock table that makes read-modify-write requests atomic.
+//! - [`partition`]: Redis Cluster hash slots, the slot-to-partition map, the engine key layout
+//!   of partition data and Raft state, and the [`Placement`](partition::Placement) trait.
+//! - [`linearizability`]: a Wing–Gong/Knossos-style checker for recorded key-value histories.
 //! - [`error`]: the [`Error`] enum (mapped to gRPC codes and RESP errors by the server) and
 //!   [`Result`].
 
 pub mod error;
+pub mod linearizability;
 pub mod local;
 pub mod locks;
+pub mod partition;
 pub mod service;
 
 pub use error::{Error, Result};
