@@ -9,6 +9,25 @@ use crate::key::user_key;
 use crate::table::TableIterator;
 use crate::version::FileMeta;
 
+/// The iterators that walk one level's tables: one per table in L0, whose tables overlap, and
+/// one concatenating iterator for a deeper level, whose tables are disjoint.
+pub fn level_iterators(
+    level: usize,
+    mut files: Vec<Arc<FileMeta>>,
+) -> Vec<Box<dyn InternalIterator>> {
+    if level == 0 {
+        return files
+            .iter()
+            .map(|f| Box::new(f.table.iter()) as Box<dyn InternalIterator>)
+            .collect();
+    }
+    if files.is_empty() {
+        return Vec::new();
+    }
+    files.sort_by(|a, b| a.desc.smallest.cmp(&b.desc.smallest));
+    vec![Box::new(LevelIterator::new(files))]
+}
+
 /// Concatenates the tables of a level.
 pub struct LevelIterator {
     files: Vec<Arc<FileMeta>>,

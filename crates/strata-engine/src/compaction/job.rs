@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::fs::FileSystem;
 use crate::iter::InternalIterator;
 use crate::key::{SeqNo, ValueKind, parse_internal_key};
-use crate::level_iter::LevelIterator;
+use crate::level_iter::level_iterators;
 use crate::merge::MergingIterator;
 use crate::range_del::RangeTombstone;
 use crate::table::{Table, TableOptions};
@@ -68,25 +68,17 @@ fn may_exist_below(v: &Version, task: &CompactionTask, level: usize, lo: &[u8], 
 }
 
 fn input_iterator(task: &CompactionTask) -> MergingIterator {
-    let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
-    for level in 0..NUM_LEVELS {
-        let mut files: Vec<Arc<FileMeta>> = task
-            .inputs
-            .iter()
-            .filter(|(l, _)| *l == level)
-            .map(|(_, f)| Arc::clone(f))
-            .collect();
-        if level == 0 {
-            children.extend(
-                files
-                    .iter()
-                    .map(|f| Box::new(f.table.iter()) as Box<dyn InternalIterator>),
-            );
-        } else if !files.is_empty() {
-            files.sort_by(|a, b| a.desc.smallest.cmp(&b.desc.smallest));
-            children.push(Box::new(LevelIterator::new(files)));
-        }
-    }
+    let children = (0..NUM_LEVELS)
+        .flat_map(|level| {
+            let files = task
+                .inputs
+                .iter()
+                .filter(|(l, _)| *l == level)
+                .map(|(_, f)| Arc::clone(f))
+                .collect();
+            level_iterators(level, files)
+        })
+        .collect();
     MergingIterator::new(children)
 }
 

@@ -11,7 +11,7 @@ use crate::batch::check_key;
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
 use crate::key::{SeqNo, ValueKind, parse_internal_key, seek_key};
-use crate::level_iter::LevelIterator;
+use crate::level_iter::level_iterators;
 use crate::merge::MergingIterator;
 use crate::range_del::{RangeTombstone, is_covered};
 use crate::stats::Counters;
@@ -86,20 +86,12 @@ pub(crate) fn iter(
         tombstones.extend(m.range_tombstones());
     }
     for (level, files) in sv.version.levels.iter().enumerate() {
-        let files: Vec<_> = files
+        let files = files
             .iter()
             .filter(|f| in_range(&f.desc.smallest, &f.desc.largest))
             .cloned()
             .collect();
-        if level == 0 {
-            children.extend(
-                files
-                    .iter()
-                    .map(|f| Box::new(f.table.iter()) as Box<dyn InternalIterator>),
-            );
-        } else if !files.is_empty() {
-            children.push(Box::new(LevelIterator::new(files)));
-        }
+        children.extend(level_iterators(level, files));
     }
     tombstones.extend(sv.version.range_tombstones.iter().cloned());
     tombstones.retain(|t| {

@@ -118,6 +118,27 @@ impl FaultFs {
         Ok(())
     }
 
+    /// The inode of an existing file and its current size.
+    fn existing(&self, path: &Path) -> Result<(u64, u64)> {
+        let st = self.state();
+        let inode = *st.live.get(path).ok_or_else(|| not_found(path))?;
+        Ok((
+            inode,
+            st.inodes.get(&inode).map_or(0, |i| i.data.len() as u64),
+        ))
+    }
+
+    /// A handle writing to `inode` from byte `start` on.
+    fn writer(&self, path: &Path, inode: u64, start: u64) -> Box<dyn WritableFile> {
+        Box::new(FaultWritable {
+            fs: self.clone(),
+            path: path.to_path_buf(),
+            inode,
+            len: start,
+            offset: usize::try_from(start).unwrap_or(usize::MAX),
+        })
+    }
+
     fn new_file(&self, path: &Path) -> Result<u64> {
         let mut st = self.state();
         if !st.dirs.contains(parent_dir(path)) {
@@ -236,44 +257,21 @@ impl Drop for FaultLock {
 impl FileSystem for FaultFs {
     fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
         let inode = self.new_file(path)?;
-        Ok(Box::new(FaultWritable {
-            fs: self.clone(),
-            path: path.to_path_buf(),
-            inode,
-            len: 0,
-            offset: 0,
-        }))
+        Ok(self.writer(path, inode, 0))
     }
 
     fn open_append(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
-        let st = self.state();
-        let inode = *st.live.get(path).ok_or_else(|| not_found(path))?;
-        let len = st.inodes.get(&inode).map_or(0, |i| i.data.len() as u64);
-        Ok(Box::new(FaultWritable {
-            fs: self.clone(),
-            path: path.to_path_buf(),
-            inode,
-            len,
-            offset: usize::try_from(len).unwrap_or(usize::MAX),
-        }))
+        let (inode, len) = self.existing(path)?;
+        Ok(self.writer(path, inode, len))
     }
 
     fn open_overwrite(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
-        let st = self.state();
-        let inode = *st.live.get(path).ok_or_else(|| not_found(path))?;
-        Ok(Box::new(FaultWritable {
-            fs: self.clone(),
-            path: path.to_path_buf(),
-            inode,
-            len: 0,
-            offset: 0,
-        }))
+        let (inode, _) = self.existing(path)?;
+        Ok(self.writer(path, inode, 0))
     }
 
     fn open_random(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
-        let st = self.state();
-        let inode = *st.live.get(path).ok_or_else(|| not_found(path))?;
-        let len = st.inodes.get(&inode).map_or(0, |i| i.data.len() as u64);
+        let (inode, len) = self.existing(path)?;
         Ok(Arc::new(FaultRandom {
             fs: self.clone(),
             path: path.to_path_buf(),
