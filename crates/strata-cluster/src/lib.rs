@@ -42,6 +42,7 @@ pub mod linearizability;
 pub mod local;
 pub mod locks;
 pub mod partition;
+pub mod raft;
 pub mod service;
 
 pub use error::{Error, Result};

@@ -1,0 +1,13 @@
+//! Multi-Raft on openraft: one Raft group per partition, all sharing the node's engine and one
+//! gRPC connection per peer.
+//!
+//! - [`types`]: the openraft type configuration, [`Command`](types::Command) and
+//!   [`Response`](types::Response).
+//! - [`log_store`]: the Raft log, vote and committed id of a group in the engine.
+//! - [`state_machine`]: a partition's key range, its applied index and its snapshots.
+//! - [`snapshot_codec`]: the byte format of a partition snapshot.
+
+pub mod log_store;
+pub mod snapshot_codec;
+pub mod state_machine;
+pub mod types;

@@ -1,0 +1,390 @@
+//! [`StateMachine`]: one partition's replicated state, its key range in the node's engine, and
+//! the snapshots that carry it to lagging or new followers.
+//!
+//! Applying committed entries writes their effects on the partition's range together with the
+//! new applied log id and membership in one engine batch, so after a crash the range and the
+//! applied index always agree. That batch is not synced on its own: the entries are durable in
+//! the log, and the engine's ordered WAL makes the batch durable with the next synced write.
+//!
+//! A snapshot is a scan of the partition's range at an engine snapshot, encoded by
+//! [`snapshot_codec`](super::snapshot_codec); openraft streams it in chunks. Installing one
+//! replaces the range atomically: a range delete, the snapshot's pairs and the applied state in
+//! one synced batch. The last snapshot built or installed is kept in memory for followers that
+//! need it; after a restart openraft rebuilds one when the log has been purged.
+
+#![expect(
+    clippy::result_large_err,
+    reason = "openraft's storage traits fix StorageError as the error type; boxing it here would only add a conversion"
+)]
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
+    StoredMembership,
+};
+use strata_engine::{Db, WriteBatch, WriteOptions};
+
+use crate::partition::{GroupId, PartitionId, data_key, data_range, group_of, raft_key, user_key};
+use crate::raft::snapshot_codec;
+use crate::raft::types::{
+    Command, IncrError, Node, NodeId, Response, StorageError, TypeConfig, Write, decode, encode,
+    storage_error,
+};
+
+/// Sub-tag of the applied state (last applied log id and membership).
+const APPLIED: u8 = b'a';
+
+type Entry = openraft::Entry<TypeConfig>;
+/// The last snapshot built or installed: its metadata and bytes.
+type StoredSnapshot = (SnapshotMeta<NodeId, Node>, Vec<u8>);
+/// The applied log id and membership, as stored.
+type AppliedState = (Option<LogId<NodeId>>, StoredMembership<NodeId, Node>);
+
+/// The state machine of one partition. Clones share the engine and the current snapshot.
+#[derive(Debug, Clone)]
+pub struct StateMachine {
+    db: Arc<Db>,
+    partition: PartitionId,
+    group: GroupId,
+    current: Arc<Mutex<Option<StoredSnapshot>>>,
+    built: Arc<std::sync::atomic::AtomicU64>,
+}
+
+fn io<E: std::error::Error + 'static>(
+    subject: ErrorSubject<NodeId>,
+    verb: ErrorVerb,
+) -> impl FnOnce(E) -> StorageError {
+    move |e| storage_error(subject, verb, &e)
+}
+
+fn sm_read<E: std::error::Error + 'static>(e: E) -> StorageError {
+    storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, &e)
+}
+
+fn sm_write<E: std::error::Error + 'static>(e: E) -> StorageError {
+    storage_error(ErrorSubject::StateMachine, ErrorVerb::Write, &e)
+}
+
+impl StateMachine {
+    /// The state machine of `partition` over `db`.
+    pub fn new(db: Arc<Db>, partition: PartitionId) -> Self {
+        StateMachine {
+            db,
+            partition,
+            group: group_of(partition),
+            current: Arc::new(Mutex::new(None)),
+            built: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+
+    /// The partition this machine applies to.
+    pub fn partition(&self) -> PartitionId {
+        self.partition
+    }
+
+    fn applied_key(&self) -> Vec<u8> {
+        raft_key(self.group, APPLIED, &[])
+    }
+
+    fn read_applied(
+        &self,
+        snap: Option<&strata_engine::Snapshot>,
+    ) -> Result<AppliedState, StorageError> {
+        let key = self.applied_key();
+        let bytes = match snap {
+            Some(s) => s.get(&key),
+            None => self.db.get(&key),
+        }
+        .map_err(sm_read)?;
+        match bytes {
+            None => Ok((None, StoredMembership::default())),
+            Some(b) => decode(&b).map_err(sm_read),
+        }
+    }
+
+    /// Applies `entries` on a blocking thread: one engine batch for all of them.
+    fn apply_blocking(&self, entries: Vec<Entry>) -> Result<Vec<Response>, StorageError> {
+        let (mut last_applied, mut membership) = self.read_applied(None)?;
+        let mut overlay = Overlay {
+            db: &self.db,
+            partition: self.partition,
+            cleared: false,
+            pending: HashMap::new(),
+        };
+        let mut batch = WriteBatch::new();
+        let mut responses = Vec::with_capacity(entries.len());
+        for entry in entries {
+            last_applied = Some(entry.log_id);
+            let response = match entry.payload {
+                EntryPayload::Blank => Response::None,
+                EntryPayload::Membership(m) => {
+                    membership = StoredMembership::new(Some(entry.log_id), m);
+                    Response::None
+                }
+                EntryPayload::Normal(cmd) => overlay.apply(cmd, &mut batch)?,
+            };
+            responses.push(response);
+        }
+        let state: AppliedState = (last_applied, membership);
+        batch
+            .put(self.applied_key(), encode(&state).map_err(sm_write)?)
+            .map_err(sm_write)?;
+        self.db
+            .write(batch, WriteOptions::no_sync())
+            .map_err(sm_write)?;
+        Ok(responses)
+    }
+
+    fn build_blocking(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let snap = self.db.snapshot();
+        let (last_applied, membership) = self.read_applied(Some(&snap))?;
+        let (start, end) = data_range(self.partition);
+        let iter = snap.range(Some(&start), Some(&end)).map_err(sm_read)?;
+        let mut encoder = snapshot_codec::Encoder::new();
+        for item in iter {
+            let (k, v) = item.map_err(sm_read)?;
+            if let Some(user) = user_key(self.partition, &k) {
+                encoder.push(user, &v);
+            }
+        }
+        let data = encoder.finish();
+        let n = self
+            .built
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let snapshot_id = match last_applied {
+            Some(id) => format!("{}-{}-{}-{n}", self.group, id.leader_id, id.index),
+            None => format!("{}-none-{n}", self.group),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+            snapshot_id,
+        };
+        tracing::info!(group = self.group, bytes = data.len(), snapshot = %meta.snapshot_id, "built snapshot");
+        if let Ok(mut cur) = self.current.lock() {
+            *cur = Some((meta.clone(), data.clone()));
+        }
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+
+    fn install_blocking(
+        &self,
+        meta: SnapshotMeta<NodeId, Node>,
+        data: Vec<u8>,
+    ) -> Result<(), StorageError> {
+        let sig = Some(meta.signature());
+        let snap_err = |e: &dyn std::fmt::Display| {
+            storage_error(
+                ErrorSubject::Snapshot(sig.clone()),
+                ErrorVerb::Write,
+                &SnapshotError(e.to_string()),
+            )
+        };
+        let pairs = snapshot_codec::decode(&data).map_err(|e| snap_err(&e))?;
+        let (start, end) = data_range(self.partition);
+        let mut batch = WriteBatch::new();
+        batch.delete_range(&start, &end).map_err(|e| snap_err(&e))?;
+        for (k, v) in pairs {
+            batch
+                .put(data_key(self.partition, k), v)
+                .map_err(|e| snap_err(&e))?;
+        }
+        let state: AppliedState = (meta.last_log_id, meta.last_membership.clone());
+        batch
+            .put(
+                self.applied_key(),
+                encode(&state).map_err(|e| snap_err(&e))?,
+            )
+            .map_err(|e| snap_err(&e))?;
+        self.db
+            .write(batch, WriteOptions::default())
+            .map_err(|e| snap_err(&e))?;
+        tracing::info!(group = self.group, snapshot = %meta.snapshot_id, "installed snapshot");
+        if let Ok(mut cur) = self.current.lock() {
+            *cur = Some((meta, data));
+        }
+        Ok(())
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&StateMachine) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(&this))
+            .await
+            .map_err(io(ErrorSubject::StateMachine, ErrorVerb::Write))?
+    }
+}
+
+/// A snapshot that could not be decoded or written.
+#[derive(Debug, thiserror::Error)]
+#[error("snapshot: {0}")]
+struct SnapshotError(String);
+
+/// The writes of the entries applied so far in one `apply` call, so a later entry's checks see
+/// an earlier entry's writes before the batch reaches the engine.
+struct Overlay<'a> {
+    db: &'a Db,
+    partition: PartitionId,
+    cleared: bool,
+    pending: HashMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Overlay<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(v) = self.pending.get(key) {
+            return Ok(v.clone());
+        }
+        if self.cleared {
+            return Ok(None);
+        }
+        self.db.get(&data_key(self.partition, key)).map_err(sm_read)
+    }
+
+    fn put(
+        &mut self,
+        batch: &mut WriteBatch,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StorageError> {
+        batch
+            .put(data_key(self.partition, key), value)
+            .map_err(sm_write)?;
+        self.pending.insert(key.to_vec(), Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn delete(&mut self, batch: &mut WriteBatch, key: &[u8]) -> Result<(), StorageError> {
+        batch
+            .delete(data_key(self.partition, key))
+            .map_err(sm_write)?;
+        self.pending.insert(key.to_vec(), None);
+        Ok(())
+    }
+
+    /// Applies one command. Commands were validated by the proposer, but a log entry is applied
+    /// on every replica, so anything that could still fail here (a check, a counter that is not
+    /// an integer) is a deterministic outcome in the response, never an error.
+    fn apply(&mut self, cmd: Command, batch: &mut WriteBatch) -> Result<Response, StorageError> {
+        match cmd {
+            Command::Batch { checks, writes } => {
+                for (i, check) in checks.iter().enumerate() {
+                    if !check.holds(self.get(check.key())?.as_deref()) {
+                        return Ok(Response::Batch {
+                            applied: false,
+                            failed_check: u32::try_from(i).ok(),
+                            deleted: 0,
+                        });
+                    }
+                }
+                let mut deleted = 0;
+                for w in &writes {
+                    match w {
+                        Write::Put(k, v) => self.put(batch, k, v)?,
+                        Write::Delete(k) => {
+                            if self.get(k)?.is_some() {
+                                deleted += 1;
+                            }
+                            self.delete(batch, k)?;
+                        }
+                    }
+                }
+                Ok(Response::Batch {
+                    applied: true,
+                    failed_check: None,
+                    deleted,
+                })
+            }
+            Command::Incr { key, delta } => {
+                let current = match self.get(&key)? {
+                    None => 0,
+                    Some(bytes) => match parse_counter(&bytes) {
+                        Some(n) => n,
+                        None => return Ok(Response::Incr(Err(IncrError::NotAnInteger))),
+                    },
+                };
+                let Some(next) = current.checked_add(delta) else {
+                    return Ok(Response::Incr(Err(IncrError::Overflow)));
+                };
+                self.put(batch, &key, next.to_string().as_bytes())?;
+                Ok(Response::Incr(Ok(next)))
+            }
+            Command::Clear => {
+                let (start, end) = data_range(self.partition);
+                batch.delete_range(&start, &end).map_err(sm_write)?;
+                self.pending.clear();
+                self.cleared = true;
+                Ok(Response::Cleared)
+            }
+        }
+    }
+}
+
+/// Parses a counter the way Redis does: optional `-`, decimal digits, no `+`, no spaces.
+fn parse_counter(bytes: &[u8]) -> Option<i64> {
+    if bytes.first() == Some(&b'+') {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        self.blocking(|sm| sm.build_blocking()).await
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<AppliedState, StorageError> {
+        self.read_applied(None)
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.blocking(move |sm| sm.apply_blocking(entries)).await
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, Node>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let meta = meta.clone();
+        let data = snapshot.into_inner();
+        self.blocking(move |sm| sm.install_blocking(meta, data))
+            .await
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let cur = self.current.lock().ok().and_then(|c| c.clone());
+        Ok(cur.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}
