@@ -1,9 +1,10 @@
-//! Generates the `strata.v1` messages, clients and servers from `proto/strata.proto` with the
+//! Generates the `strata.v1` messages, clients and servers from `proto/strata.proto` (and the
+//! internal `strata.raft.v1` transport from `proto/raft.proto`) with the
 //! pure-Rust `protox` compiler, so no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = "../../proto";
-    let protos = [format!("{dir}/strata.proto")];
+    let protos = [format!("{dir}/strata.proto"), format!("{dir}/raft.proto")];
     let fds = protox::compile(&protos, [dir])?;
     tonic_prost_build::configure()
         .build_server(true)

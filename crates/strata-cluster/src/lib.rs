@@ -34,6 +34,9 @@
 //! - [`partition`]: Redis Cluster hash slots, the slot-to-partition map, the engine key layout
 //!   of partition data and Raft state, and the [`Placement`](partition::Placement) trait.
 //! - [`linearizability`]: a Wing–Gong/Knossos-style checker for recorded key-value histories.
+//! - [`raft`]: multi-Raft on openraft: per-partition log store and state machine in the engine,
+//!   the `strata.raft.v1` transport (client and service), [`RaftNode`](raft::node::RaftNode)
+//!   and [`RaftKv`](raft::kv::RaftKv), the cluster's [`KvService`].
 //! - [`error`]: the [`Error`] enum (mapped to gRPC codes and RESP errors by the server) and
 //!   [`Result`].
 

@@ -1,0 +1,223 @@
+//! The client side of the Raft transport: [`Peers`], one lazily connected tonic channel per
+//! peer shared by every group on the node, and [`GroupNetwork`], the openraft
+//! `RaftNetworkFactory` of one group, whose RPCs carry the group id.
+//!
+//! Requests and replies are openraft's own types encoded with postcard inside the
+//! `strata.raft.v1` messages. A peer that cannot be reached is reported as `Unreachable`, so
+//! openraft backs off instead of retrying in a tight loop; every RPC is bounded by openraft's
+//! time-to-live for it, so a dead peer costs a timer, not a stuck task.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use strata_proto::raft_v1::raft_client::RaftClient;
+use strata_proto::raft_v1::{RaftReply, RaftRequest};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::partition::GroupId;
+use crate::raft::types::{Node, NodeId, TypeConfig, decode, encode};
+
+/// The largest Raft message accepted or sent (entries batches and snapshot chunks).
+pub const MAX_RAFT_MESSAGE: usize = 64 << 20;
+
+/// How long connecting to a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// One tonic channel per peer address, shared by all groups (HTTP/2 multiplexes their RPCs on
+/// one connection). Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Peers {
+    channels: Arc<RwLock<HashMap<String, Channel>>>,
+}
+
+/// Why a channel to a peer could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("bad peer address {addr}: {source}")]
+pub struct BadPeerAddress {
+    addr: String,
+    #[source]
+    source: tonic::transport::Error,
+}
+
+impl Peers {
+    /// The channel to `addr` (`host:port`), created on first use; it connects lazily and
+    /// reconnects after failures.
+    pub fn channel(&self, addr: &str) -> Result<Channel, BadPeerAddress> {
+        if let Ok(map) = self.channels.read()
+            && let Some(ch) = map.get(addr)
+        {
+            return Ok(ch.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|source| BadPeerAddress {
+                addr: addr.to_string(),
+                source,
+            })?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5));
+        let channel = endpoint.connect_lazy();
+        if let Ok(mut map) = self.channels.write() {
+            return Ok(map.entry(addr.to_string()).or_insert(channel).clone());
+        }
+        Ok(channel)
+    }
+}
+
+/// The openraft network factory of one group.
+#[derive(Debug, Clone)]
+pub struct GroupNetwork {
+    group: GroupId,
+    peers: Peers,
+}
+
+impl GroupNetwork {
+    /// The network of `group` over the node's shared `peers`.
+    pub fn new(group: GroupId, peers: Peers) -> Self {
+        GroupNetwork { group, peers }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
+        let client = self.peers.channel(&node.addr).map(|ch| {
+            RaftClient::new(ch)
+                .max_decoding_message_size(MAX_RAFT_MESSAGE)
+                .max_encoding_message_size(MAX_RAFT_MESSAGE)
+        });
+        if let Err(e) = &client {
+            tracing::warn!(target, error = %e, "cannot reach peer");
+        }
+        PeerClient {
+            group: self.group,
+            target,
+            node: node.clone(),
+            client: client.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// The connection of one group to one peer.
+#[derive(Debug)]
+pub struct PeerClient {
+    group: GroupId,
+    target: NodeId,
+    node: Node,
+    client: Result<RaftClient<Channel>, String>,
+}
+
+/// A transport failure as a plain error for openraft's error wrappers.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TransportError(String);
+
+enum Rpc {
+    Append,
+    Vote,
+    Snapshot,
+}
+
+impl PeerClient {
+    async fn call<Req, Resp, E>(
+        &mut self,
+        rpc: Rpc,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, Node, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let client = match &mut self.client {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(RPCError::Unreachable(Unreachable::new(&TransportError(
+                    e.clone(),
+                ))));
+            }
+        };
+        let payload = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let request = tonic::Request::new(RaftRequest {
+            group: self.group,
+            payload,
+        });
+        let ttl = option.hard_ttl();
+        let fut = async {
+            match rpc {
+                Rpc::Append => client.append_entries(request).await,
+                Rpc::Vote => client.vote(request).await,
+                Rpc::Snapshot => client.install_snapshot(request).await,
+            }
+        };
+        let reply: RaftReply = match tokio::time::timeout(ttl, fut).await {
+            Err(_) => {
+                return Err(RPCError::Unreachable(Unreachable::new(&TransportError(
+                    format!("no reply from node {} within {ttl:?}", self.target),
+                ))));
+            }
+            Ok(Err(status)) => {
+                let err = TransportError(format!("node {}: {status}", self.target));
+                return Err(match status.code() {
+                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+                        RPCError::Unreachable(Unreachable::new(&err))
+                    }
+                    _ => RPCError::Network(NetworkError::new(&err)),
+                });
+            }
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        let result: Result<Resp, RaftError<NodeId, E>> =
+            decode(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| {
+            RPCError::RemoteError(RemoteError::new_with_node(
+                self.target,
+                self.node.clone(),
+                e,
+            ))
+        })
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        self.call(Rpc::Append, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call(Rpc::Snapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        self.call(Rpc::Vote, &rpc, &option).await
+    }
+}

@@ -1,0 +1,117 @@
+//! The server side of the Raft transport: [`RaftService`] implements the `strata.raft.v1.Raft`
+//! gRPC service and routes each request by its group id to the node's openraft instance of
+//! that group ([`Router`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use openraft::Raft;
+use serde::Serialize;
+use strata_proto::raft_v1::raft_server::{Raft as RaftRpc, RaftServer};
+use strata_proto::raft_v1::{RaftReply, RaftRequest};
+use tonic::{Request, Response, Status};
+
+use crate::partition::GroupId;
+use crate::raft::network::MAX_RAFT_MESSAGE;
+use crate::raft::types::{TypeConfig, decode, encode};
+
+/// The node's Raft groups by id. Cheap to clone; clones share the table.
+#[derive(Clone, Default)]
+pub struct Router {
+    groups: Arc<RwLock<HashMap<GroupId, Raft<TypeConfig>>>>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.groups.read().map(|g| g.len()).unwrap_or(0);
+        f.debug_struct("Router").field("groups", &n).finish()
+    }
+}
+
+impl Router {
+    /// Registers `raft` as the instance of `group`.
+    pub fn insert(&self, group: GroupId, raft: Raft<TypeConfig>) {
+        if let Ok(mut g) = self.groups.write() {
+            g.insert(group, raft);
+        }
+    }
+
+    /// The instance of `group`, if this node hosts it.
+    pub fn get(&self, group: GroupId) -> Option<Raft<TypeConfig>> {
+        self.groups.read().ok()?.get(&group).cloned()
+    }
+
+    /// Removes every group (at shutdown), returning them.
+    pub fn drain(&self) -> Vec<Raft<TypeConfig>> {
+        self.groups
+            .write()
+            .map(|mut g| g.drain().map(|(_, r)| r).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The `strata.raft.v1.Raft` gRPC service of one node.
+#[derive(Debug, Clone)]
+pub struct RaftService {
+    router: Router,
+}
+
+impl RaftService {
+    /// A service routing to `router`'s groups.
+    pub fn new(router: Router) -> Self {
+        RaftService { router }
+    }
+
+    /// The tonic server to mount on the node's gRPC listener (message limits raised for entry
+    /// batches and snapshot chunks).
+    pub fn into_server(self) -> RaftServer<RaftService> {
+        RaftServer::new(self)
+            .max_decoding_message_size(MAX_RAFT_MESSAGE)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE)
+    }
+
+    fn group(&self, group: GroupId) -> Result<Raft<TypeConfig>, Status> {
+        self.router
+            .get(group)
+            .ok_or_else(|| Status::not_found(format!("raft group {group} is not on this node")))
+    }
+}
+
+fn reply<T: Serialize>(result: &T) -> Result<Response<RaftReply>, Status> {
+    let payload = encode(result).map_err(|e| Status::internal(format!("encode reply: {e}")))?;
+    Ok(Response::new(RaftReply { payload }))
+}
+
+fn bad_payload(e: postcard::Error) -> Status {
+    Status::invalid_argument(format!("undecodable raft request: {e}"))
+}
+
+#[tonic::async_trait]
+impl RaftRpc for RaftService {
+    async fn append_entries(
+        &self,
+        request: Request<RaftRequest>,
+    ) -> Result<Response<RaftReply>, Status> {
+        let req = request.into_inner();
+        let raft = self.group(req.group)?;
+        let rpc = decode(&req.payload).map_err(bad_payload)?;
+        reply(&raft.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let req = request.into_inner();
+        let raft = self.group(req.group)?;
+        let rpc = decode(&req.payload).map_err(bad_payload)?;
+        reply(&raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftRequest>,
+    ) -> Result<Response<RaftReply>, Status> {
+        let req = request.into_inner();
+        let raft = self.group(req.group)?;
+        let rpc = decode(&req.payload).map_err(bad_payload)?;
+        reply(&raft.install_snapshot(rpc).await)
+    }
+}
