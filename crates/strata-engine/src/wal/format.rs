@@ -162,6 +162,35 @@ pub fn encode_record_header(log_number: u64, payload: &[u8]) -> Result<[u8; RECO
     Ok(header)
 }
 
+/// How far past the end of a log [`follows_reused_log`] looks for the previous log's records.
+const STALE_SCAN_WINDOW: usize = 64 * 1024;
+
+/// True if, within a short window after `offset`, a whole record of another log starts: the
+/// bytes after the last record of a reused log file are the previous log's data, not damage.
+pub fn follows_reused_log(bytes: &[u8], offset: usize, log_number: u64) -> bool {
+    (offset..bytes.len().min(offset.saturating_add(STALE_SCAN_WINDOW)))
+        .any(|at| is_stale_record(bytes, at, log_number))
+}
+
+/// True if a whole record with a valid checksum, no longer than the scan window, starts at
+/// `offset` stamped with a log number other than `log_number`.
+fn is_stale_record(bytes: &[u8], offset: usize, log_number: u64) -> bool {
+    let (Some(crc), Some(len), Some(log)) = (
+        get_u32(bytes, offset),
+        get_u32(bytes, offset + 4),
+        get_u64(bytes, offset + 8),
+    ) else {
+        return false;
+    };
+    let end = (offset + RECORD_HEADER_LEN).checked_add(len as usize);
+    match end.and_then(|end| bytes.get(offset + 4..end)) {
+        Some(covered) if log != log_number && covered.len() <= STALE_SCAN_WINDOW => {
+            crc32c::crc32c(covered) == crc
+        }
+        _ => false,
+    }
+}
+
 /// Encodes a whole record (header and payload) into a new vector.
 pub fn encode_record(log_number: u64, payload: &[u8]) -> Result<Vec<u8>> {
     let header = encode_record_header(log_number, payload)?;

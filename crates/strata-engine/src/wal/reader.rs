@@ -10,7 +10,9 @@
 
 use std::path::Path;
 
-use super::format::{FILE_HEADER_LEN, decode_file_header, decode_record, next_valid_record};
+use super::format::{
+    FILE_HEADER_LEN, decode_file_header, decode_record, follows_reused_log, next_valid_record,
+};
 use crate::error::Result;
 use crate::fs::FileSystem;
 
@@ -58,12 +60,13 @@ pub fn read_wal(fs: &dyn FileSystem, path: &Path, mode: RecoveryMode) -> Result<
     let bytes = fs.read_all(path)?;
     let contents = decode_wal(&bytes, path, mode)?;
     if let Some(offset) = contents.truncated_at {
-        tracing::warn!(
-            log = %path.display(),
-            offset,
-            dropped = bytes.len() as u64 - offset,
-            "write-ahead log has a torn tail; truncating it"
-        );
+        let dropped = bytes.len() as u64 - offset;
+        let at = usize::try_from(offset).unwrap_or(usize::MAX);
+        if follows_reused_log(&bytes, at, contents.log_number) {
+            tracing::debug!(log = %path.display(), offset, dropped, "reused log ends; dropping the previous log's records");
+        } else {
+            tracing::warn!(log = %path.display(), offset, dropped, "write-ahead log has a torn tail; truncating it");
+        }
         fs.truncate(path, offset)?;
     }
     if contents.skipped > 0 {

@@ -588,8 +588,15 @@ fn a_recycled_log_holds_only_its_own_records_even_after_power_loss() {
     w.add_record(&payload(200, 100)).unwrap();
     fs.power_loss();
 
+    let raw = fs.read_all(&new).unwrap();
     let got = read_wal(&fs, &new, RecoveryMode::TolerateTornTail).unwrap();
     assert_eq!(got.log_number, 9);
+    let cut = got.truncated_at.unwrap() as usize;
+    assert!(
+        super::format::follows_reused_log(&raw, cut, 9),
+        "the end of a reused log is told apart from a torn tail"
+    );
+    assert!(!super::format::follows_reused_log(&raw, cut, 7));
     let want: Vec<Vec<u8>> = (100..103).map(|i| payload(i, 100)).collect();
     assert_eq!(
         got.records, want,
