@@ -96,9 +96,32 @@ fn trailer(ikey: &[u8]) -> u64 {
     get_u64(ikey, ikey.len().saturating_sub(TRAILER_LEN)).unwrap_or(0)
 }
 
+/// Orders byte strings like `[u8]::cmp`, eight bytes at a time. Keys are short, so skipping
+/// the call into the C library's `memcmp` matters on the memtable's hot comparison path.
+#[inline]
+pub fn compare_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    let mut ac = a.chunks_exact(8);
+    let mut bc = b.chunks_exact(8);
+    for (x, y) in (&mut ac).zip(&mut bc) {
+        let (Ok(x), Ok(y)) = (<[u8; 8]>::try_from(x), <[u8; 8]>::try_from(y)) else {
+            break;
+        };
+        let (x, y) = (u64::from_be_bytes(x), u64::from_be_bytes(y));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    // Both heads were equal for as many whole words as the shorter key has.
+    let done = a.len().min(b.len()) / 8 * 8;
+    a.get(done..)
+        .unwrap_or_default()
+        .cmp(b.get(done..).unwrap_or_default())
+}
+
 /// Orders encoded internal keys: user key ascending, then trailer (sequence, kind) descending.
+#[inline]
 pub fn compare_internal(a: &[u8], b: &[u8]) -> Ordering {
-    match user_key(a).cmp(user_key(b)) {
+    match compare_bytes(user_key(a), user_key(b)) {
         Ordering::Equal => trailer(b).cmp(&trailer(a)),
         o => o,
     }
@@ -117,6 +140,41 @@ mod tests {
         assert_eq!(compare_internal(&a1, &ab), Ordering::Less);
         assert_ne!(compare_internal(&seek_key(b"a", 1), &a1), Ordering::Greater);
         assert_eq!(compare_internal(&seek_key(b"a", 1), &a2), Ordering::Greater);
+    }
+
+    #[test]
+    fn compare_bytes_agrees_with_slice_order() {
+        let keys: Vec<Vec<u8>> = [
+            &b""[..],
+            b"a",
+            b"ab",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefghi",
+            b"abcdefgi",
+            b"abcdefghabcdefgh",
+            b"abcdefghabcdefgg",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\x01",
+            b"\x00\x00\x00\x00\x00\x00\x00\x00",
+        ]
+        .iter()
+        .map(|k| k.to_vec())
+        .collect();
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(compare_bytes(a, b), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn compare_bytes_matches_slice_cmp_on_random_keys(
+            a in proptest::collection::vec(0u8..4, 0..40),
+            b in proptest::collection::vec(0u8..4, 0..40),
+        ) {
+            proptest::prop_assert_eq!(compare_bytes(&a, &b), a.cmp(&b));
+        }
     }
 
     #[test]
