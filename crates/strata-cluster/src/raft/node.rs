@@ -192,7 +192,11 @@ impl RaftNode {
 
     /// Replicates `cmd` through `partition`'s group and returns its outcome once a majority has
     /// it and this node (the leader) has applied it. Not the leader: [`Error::NotLeader`] with
-    /// the leader's address, or [`Error::Unavailable`] while there is none.
+    /// the leader's address (`None` while there is none, which the server should answer as
+    /// retryable: gRPC `UNAVAILABLE`, RESP `-TRYAGAIN`). `NotLeader` means the command certainly
+    /// was not and will not be applied: openraft answers `ForwardToLeader` only when it refused
+    /// the proposal or truncated its uncommitted entry. Any other error leaves the outcome
+    /// unknown.
     pub async fn client_write(&self, partition: PartitionId, cmd: Command) -> Result<Response> {
         let raft = self.raft(partition)?;
         match raft.client_write(cmd).await {
@@ -277,7 +281,10 @@ fn not_leader(partition: PartitionId, f: &ForwardToLeader<NodeId, Node>) -> Erro
         Some(node) => Error::NotLeader {
             leader: Some(node.addr.clone()),
         },
-        None => Error::Unavailable(format!("partition {partition} has no leader; retry")),
+        None => {
+            tracing::debug!(partition, "no leader known");
+            Error::NotLeader { leader: None }
+        }
     }
 }
 
