@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
 
-use crate::backend::{BackendConfig, Compression, EngineKind};
+use crate::backend::{BackendConfig, Compression, EngineKind, Target};
 use crate::dist::Distribution;
 use crate::error::{Error, Result};
 use crate::keys::KeyFormat;
@@ -92,6 +92,16 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = EngineKind::Strata)]
     pub engine: EngineKind,
 
+    /// Run against a server instead of an engine in this process: `grpc://HOST:PORT` (Strata's
+    /// gRPC API) or `redis://HOST:PORT` (any Redis-protocol server). One connection per thread;
+    /// the server's store is used as it is (never wiped), and engine flags do not apply.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<Target>,
+
+    /// Access token for --target (gRPC `authorization: Bearer`, RESP `AUTH`).
+    #[arg(long, env = "STRATA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
     /// Key choice of the YCSB workloads.
     #[arg(long, value_enum, default_value_t = Distribution::Uniform)]
     pub distribution: Distribution,
@@ -124,6 +134,8 @@ impl Default for BenchArgs {
             bloom_bits: 10,
             compression: Compression::None,
             engine: EngineKind::Strata,
+            target: None,
+            token: None,
             distribution: Distribution::Uniform,
             seed: 301,
             json: false,
@@ -178,6 +190,14 @@ impl BenchArgs {
         self.data
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join("strata-bench"))
+    }
+
+    /// The backend's name in reports: the engine's, or the target's protocol.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.target {
+            Some(t) => t.name(),
+            None => self.engine.name(),
+        }
     }
 
     /// The engine settings for the backend, its store in `<data>/<engine>`.

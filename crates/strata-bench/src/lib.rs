@@ -8,7 +8,8 @@
 //! measurements of the machine sit beside them so that figures can be judged in the same run:
 //! `rawsync`, the disk's raw `fdatasync` rate, and `coldread`, GETs whose files were evicted
 //! from the page cache. Backends: Strata's engine in process, and fjall behind the `fjall`
-//! feature; remote backends implement the same blocking trait.
+//! feature; remote targets (`--target grpc://HOST:PORT` or `redis://HOST:PORT`) run the same
+//! workloads over one connection per thread.
 //!
 //! ```
 //! use strata_bench::{BenchArgs, RunOptions, run};
@@ -31,7 +32,8 @@
 //! - [`args`]: [`BenchArgs`], the flags (a clap `Args` struct the CLI flattens).
 //! - [`workload`]: the [`Workload`]s and their db_bench/YCSB semantics.
 //! - [`runner`]: [`run`]: threads, timing, store lifecycle; [`run_and_report`] prints too.
-//! - [`backend`]: the [`Backend`] trait; `embedded` (Strata) and `fjall` implementations.
+//! - [`backend`]: the [`Backend`] trait; `embedded` (Strata) and `fjall` engines, `grpc` and
+//!   `resp` remote backends, the [`Target`] of a remote run.
 //! - [`keys`]: db_bench's key format and value generator.
 //! - [`dist`]: the random generator, uniform and YCSB zipfian key choice.
 //! - [`histogram`]: per-thread latency histograms and their merge.
@@ -53,7 +55,7 @@ pub mod runner;
 pub mod workload;
 
 pub use args::BenchArgs;
-pub use backend::{Backend, BackendConfig, Compression, EngineKind};
+pub use backend::{Backend, BackendConfig, Compression, EngineKind, Target};
 pub use error::{Error, Result};
 pub use report::WorkloadResult;
 pub use runner::{RunOptions, RunOutput, run, run_and_report};

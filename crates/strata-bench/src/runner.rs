@@ -84,8 +84,20 @@ pub fn run(
     let config = args.backend_config();
     let mut output = RunOutput::default();
     let mut store: Option<Arc<dyn Backend>> = None;
+    if let Some(target) = &args.target {
+        output.notes.push(format!(
+            "{target}: the server's store is used as it is: fill workloads write over what it \
+             holds, and engine flags (--write-buffer-size, --compression, ...) do not apply"
+        ));
+    }
     for w in workloads {
-        if w.needs_store() {
+        if let (true, Some(target)) = (w.needs_store(), &args.target) {
+            if store.is_none() {
+                let opened = backend::open_target(target, args.token.as_deref())?;
+                output.notes.extend(opened.notes);
+                store = Some(opened.backend);
+            }
+        } else if w.needs_store() {
             let recreate = w.fresh_db() && !args.use_existing_db;
             // coldread starts from a reopened store, so that the engine's own block cache is
             // empty too and data blocks really come from the disk. Flushing first keeps the
@@ -108,6 +120,17 @@ pub fn run(
             }
         } else {
             prepare_data_dir(&data_dir, None)?;
+        }
+        if let Some(s) = &store
+            && w.needs_store()
+            && let Some(reason) = s.unsupported(w)
+        {
+            output.notes.push(format!(
+                "{} skipped: {} backend: {reason}",
+                w.name(),
+                s.name()
+            ));
+            continue;
         }
         let result = run_workload(args, w, store.as_ref(), opts)?;
         on_result(&result);
@@ -259,7 +282,7 @@ fn run_workload(
     Ok(WorkloadResult {
         workload: workload.name().to_string(),
         engine: if workload.needs_store() {
-            args.engine.name().to_string()
+            args.backend_name().to_string()
         } else {
             DISK.to_string()
         },
@@ -316,11 +339,20 @@ fn run_thread(shared: &Shared<'_>, tid: usize) -> Result<ThreadOutcome> {
         out: ThreadOutcome::default(),
         since_progress: 0,
     };
-    t.out.start = Some(Instant::now());
-    match shared.workload {
-        Workload::ReadSeq => read_seq(shared, &mut t)?,
-        Workload::RawSync => raw_sync(shared, &mut t)?,
-        _ => point_ops(shared, &mut t, tid)?,
+    if shared.workload == Workload::RawSync {
+        t.out.start = Some(Instant::now());
+        raw_sync(shared, &mut t)?;
+    } else {
+        let shared_store = require_store(shared)?;
+        // A remote backend's connection for this thread is opened before the clock starts.
+        let own = shared_store.thread_client()?;
+        let store = own.as_deref().unwrap_or(shared_store);
+        t.out.start = Some(Instant::now());
+        if shared.workload == Workload::ReadSeq {
+            read_seq(shared, store, &mut t)?;
+        } else {
+            point_ops(shared, store, &mut t)?;
+        }
     }
     t.out.end = Some(Instant::now());
     shared.bar.inc(t.since_progress);
@@ -353,8 +385,7 @@ fn past(deadline: Option<Instant>, now: Instant) -> bool {
 }
 
 /// Every workload made of independent point operations.
-fn point_ops(shared: &Shared<'_>, t: &mut ThreadState, _tid: usize) -> Result<()> {
-    let store = require_store(shared)?;
+fn point_ops(shared: &Shared<'_>, store: &dyn Backend, t: &mut ThreadState) -> Result<()> {
     let evict = if shared.workload == Workload::ColdRead {
         Some(evictor(shared)?)
     } else {
@@ -490,8 +521,7 @@ fn next_write_key(shared: &Shared<'_>, t: &mut ThreadState, seq_next: &mut u64) 
 }
 
 /// A forward scan from the first key; each entry returned is one timed operation.
-fn read_seq(shared: &Shared<'_>, t: &mut ThreadState) -> Result<()> {
-    let store = require_store(shared)?;
+fn read_seq(shared: &Shared<'_>, store: &dyn Backend, t: &mut ThreadState) -> Result<()> {
     let mut start: Vec<u8> = Vec::new();
     let bar = &shared.bar;
     loop {

@@ -1,17 +1,24 @@
 //! The `strata` binary.
 //!
 //! `strata` alone (or `strata repl`) opens the REPL on a local store in `./data`, or in the
-//! directory given by `--data`. `strata bench` runs the benchmarks of the `strata-bench` crate.
-//! Further subcommands (`server`, `connect`, `admin`) will sit beside them in [`Subcommand`].
+//! directory given by `--data`. `strata server` serves that directory over gRPC, the Redis
+//! protocol and admin HTTP; `strata connect ADDR` opens the same REPL against a server;
+//! `strata bench` runs the benchmarks of the `strata-bench` crate, in process or against a
+//! server. Further subcommands (`admin`, cluster flags) will sit beside them in [`Subcommand`].
 //!
 //! # Layout
 //!
 //! - `main.rs`: arguments, logging, opening the store, exit status.
-//! - [`repl`]: the REPL: parsing, escaping, the backend trait and its embedded implementation,
-//!   the session, rendering, and the terminal and piped loops.
+//! - [`repl`]: the REPL: parsing, escaping, the backend trait and its embedded and remote
+//!   implementations, the session, rendering, and the terminal and piped loops.
+//! - [`server`]: `strata server`: flags over a TOML config, signals, the runtime.
+//! - [`connect`]: `strata connect`: client options and the remote REPL.
 
+mod connect;
 mod repl;
+mod server;
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,6 +36,10 @@ struct Cli {
 
     #[command(subcommand)]
     command: Option<Subcommand>,
+
+    /// Whether `--data` was given on the command line rather than defaulted.
+    #[arg(skip)]
+    data_given: bool,
 }
 
 /// What to run; the REPL when none is given.
@@ -36,6 +47,13 @@ struct Cli {
 enum Subcommand {
     /// Open the interactive REPL on the local store (the default).
     Repl,
+    /// Serve the store in `--data` over gRPC, the Redis protocol and admin HTTP.
+    ///
+    /// Prints `listening grpc=ADDR redis=ADDR http=ADDR` on stdout once every listener is
+    /// bound; logs go to stderr. Ctrl-C or SIGTERM drains in-flight requests, flushes and exits.
+    Server(server::ServerArgs),
+    /// Open the REPL on a running server (its gRPC address).
+    Connect(connect::ConnectArgs),
     /// Run db_bench/YCSB-style benchmarks and report throughput, latency and memory.
     ///
     /// The store goes in `--data` (default: `strata-bench` in the temp directory), never in
@@ -51,10 +69,16 @@ struct BenchCommand {
 }
 
 fn main() -> ExitCode {
-    init_tracing();
     let cli = parse_cli(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    // A server reports what it does; the interactive tools stay quiet unless asked.
+    let server = matches!(cli.command, Some(Subcommand::Server(_)));
+    init_tracing(if server { "info" } else { "warn" });
     let result = match cli.command.unwrap_or(Subcommand::Repl) {
         Subcommand::Repl => run_repl(&cli.data),
+        Subcommand::Server(args) => args
+            .config(cli.data_given.then_some(cli.data.as_path()))
+            .and_then(server::run),
+        Subcommand::Connect(args) => connect::run(&args),
         Subcommand::Bench(bench) => run_bench(&bench.args),
     };
     match result {
@@ -68,7 +92,8 @@ fn main() -> ExitCode {
 
 /// Parses the command line. `--data` is global (so `strata repl --data DIR` works), and clap
 /// hands its default (`data`) to every subcommand; `strata bench` keeps `--data` only when it was
-/// given, so a benchmark never writes into the REPL's store by default.
+/// given, so a benchmark never writes into the REPL's store by default, and `strata server` lets
+/// a config file's `data_dir` stand unless `--data` was given.
 fn parse_cli<I, T>(argv: I) -> Result<Cli, clap::Error>
 where
     I: IntoIterator<Item = T>,
@@ -77,25 +102,29 @@ where
     use clap::{CommandFactory, FromArgMatches};
     let matches = Cli::command().try_get_matches_from(argv)?;
     let mut cli = Cli::from_arg_matches(&matches)?;
-    if let Some(Subcommand::Bench(bench)) = &mut cli.command {
-        let given = matches
-            .subcommand_matches("bench")
-            .and_then(|m| m.value_source("data"))
-            == Some(clap::parser::ValueSource::CommandLine);
-        if !given {
-            bench.args.data = None;
-        }
+    let on_command_line = |m: &clap::ArgMatches| {
+        m.value_source("data") == Some(clap::parser::ValueSource::CommandLine)
+    };
+    cli.data_given = on_command_line(&matches)
+        || matches
+            .subcommand()
+            .is_some_and(|(_, sub)| on_command_line(sub));
+    if let Some(Subcommand::Bench(bench)) = &mut cli.command
+        && !cli.data_given
+    {
+        bench.args.data = None;
     }
     Ok(cli)
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (warnings and errors by default).
-fn init_tracing() {
+/// Logs go to stderr, filtered by `RUST_LOG` (`default` when it is not set).
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
@@ -109,7 +138,8 @@ fn run_repl(dir: &std::path::Path) -> anyhow::Result<()> {
     let db = Db::open(dir, Options::default())
         .with_context(|| format!("cannot open the store in {}", dir.display()))?;
     tracing::info!(dir = %dir.display(), "store opened");
-    repl::run(repl::embedded::Embedded::new(db), dir)
+    let what = format!("embedded store in {}", dir.display());
+    repl::run(repl::embedded::Embedded::new(db), &what)
 }
 
 #[cfg(test)]
@@ -136,6 +166,17 @@ mod tests {
         assert_eq!(args.data.as_deref(), Some(std::path::Path::new("/tmp/x")));
         let args = bench_args(&["strata", "--data", "/tmp/y", "bench"]);
         assert_eq!(args.data.as_deref(), Some(std::path::Path::new("/tmp/y")));
+    }
+
+    #[test]
+    fn server_sees_data_only_when_given() {
+        let cli = parse_cli(["strata", "server", "--grpc", "127.0.0.1:0"]).unwrap();
+        assert!(!cli.data_given);
+        let cli = parse_cli(["strata", "server", "--data", "/srv/d"]).unwrap();
+        assert!(cli.data_given);
+        assert_eq!(cli.data, std::path::PathBuf::from("/srv/d"));
+        let cli = parse_cli(["strata", "--data", "/srv/e", "server"]).unwrap();
+        assert!(cli.data_given);
     }
 
     #[test]

@@ -239,6 +239,32 @@ impl Client {
         end: &[u8],
         limit: u64,
     ) -> Result<impl Stream<Item = Result<(Vec<u8>, Vec<u8>)>> + use<>> {
+        self.open_scan(start, end, limit, false).await
+    }
+
+    /// Counts the keys in `[start, end)` (`end` empty: unbounded) with a keys-only scan, so no
+    /// value crosses the network. Retried as a whole on retryable failures.
+    pub async fn count(&self, start: &[u8], end: &[u8]) -> Result<u64> {
+        self.idempotent(|| async {
+            let mut n = 0u64;
+            let mut s = std::pin::pin!(self.open_scan(start, end, 0, true).await?);
+            while let Some(item) = s.next().await {
+                item?;
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Opens a streamed scan; with `keys_only` the server sends every value empty.
+    async fn open_scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: u64,
+        keys_only: bool,
+    ) -> Result<impl Stream<Item = Result<(Vec<u8>, Vec<u8>)>> + use<>> {
         let stream = self
             .idempotent(|| async {
                 let mut kv = self.kv.clone();
@@ -247,7 +273,7 @@ impl Client {
                     end: end.to_vec(),
                     limit,
                     consistency: pb::Consistency::Linearizable as i32,
-                    keys_only: false,
+                    keys_only,
                 });
                 self.attempt(kv.scan(req)).await
             })

@@ -1,18 +1,26 @@
 //! The [`Backend`] trait that every engine or server under test implements, the settings they
-//! are opened with ([`BackendConfig`]), and [`open`], which picks one by [`EngineKind`].
+//! are opened with ([`BackendConfig`]), [`open`], which picks an engine by [`EngineKind`], and
+//! [`open_target`], which connects to a server by [`Target`].
 //!
-//! The model is thread-per-client: the runner starts `--threads` OS threads that share one
-//! backend through an `Arc` and call its blocking methods. A remote backend (gRPC, RESP) fits the
-//! same trait by owning a runtime or a connection pool and blocking on each call.
+//! The model is thread-per-client: the runner starts `--threads` OS threads, each calling the
+//! blocking methods of the backend. An engine in this process is shared by every thread through
+//! an `Arc`; a remote backend (gRPC, RESP) gives each thread a connection of its own through
+//! [`Backend::thread_client`], as independent clients would have.
 
 pub mod embedded;
 #[cfg(feature = "fjall")]
 pub mod fjall;
+pub mod grpc;
+pub mod resp;
+pub mod target;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::Result;
+use crate::workload::Workload;
+
+pub use target::Target;
 
 /// A key-value store under test. Every method may be called from many threads at once.
 pub trait Backend: Send + Sync {
@@ -46,6 +54,21 @@ pub trait Backend: Send + Sync {
     /// The directory holding the store's files, for backends that run in this process; the
     /// cold-read workload evicts its files from the page cache.
     fn local_dir(&self) -> Option<&Path>;
+
+    /// What one client thread should call. `None` (the default): this backend itself, shared
+    /// by every thread, as an engine in this process is. A remote backend returns a new
+    /// connection, opened before the thread's clock starts.
+    fn thread_client(&self) -> Result<Option<Box<dyn Backend>>> {
+        Ok(None)
+    }
+
+    /// Why `workload` cannot run on this backend, if it cannot; the runner skips it with a note.
+    fn unsupported(&self, workload: Workload) -> Option<&'static str> {
+        if workload == Workload::ColdRead && self.local_dir().is_none() {
+            return Some("its files are not on this machine");
+        }
+        None
+    }
 }
 
 /// Which engine to open.
@@ -102,6 +125,14 @@ pub struct Opened {
     pub backend: Arc<dyn Backend>,
     /// Settings that this engine (version) does not support, in words for the report.
     pub notes: Vec<String>,
+}
+
+/// Connects to the server `target`, presenting `token` when given.
+pub fn open_target(target: &Target, token: Option<&str>) -> Result<Opened> {
+    match target {
+        Target::Grpc(addr) => grpc::open(addr, token),
+        Target::Redis(addr) => resp::open(addr, token),
+    }
 }
 
 /// Opens the backend `kind` on `config.data_dir`.

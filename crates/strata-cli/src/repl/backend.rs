@@ -1,6 +1,6 @@
 //! The [`Backend`] trait a session runs commands against, and the backend-neutral values it
-//! returns. The embedded store implements it today ([`super::embedded`]); a network client can
-//! implement it later so that `strata connect` gets the same REPL.
+//! returns. The embedded store implements it ([`super::embedded`]), and so does the gRPC client
+//! ([`super::remote`]), so that `strata connect` gets the same REPL.
 
 use std::time::Duration;
 
@@ -11,6 +11,18 @@ pub enum BackendError {
     /// The embedded engine refused or failed the operation.
     #[error(transparent)]
     Engine(#[from] strata_engine::Error),
+    /// A server refused or failed the operation, or could not be reached.
+    #[error("{message}")]
+    Remote {
+        /// What went wrong, in words for the user.
+        message: String,
+        /// The client's error.
+        #[source]
+        source: strata_client::Error,
+    },
+    /// The operation does not exist on this backend.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 /// One `(key, value)` pair from a scan.

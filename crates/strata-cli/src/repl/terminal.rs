@@ -26,10 +26,11 @@ pub fn history_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| Path::new(&home).join(".strata_history"))
 }
 
-/// Runs `session` interactively until `EXIT`, `QUIT` or Ctrl-D.
+/// Runs `session` interactively until `EXIT`, `QUIT` or Ctrl-D; `what` names the store in the
+/// banner.
 pub fn run<B: Backend>(
     session: &mut Session<B>,
-    data_dir: &Path,
+    what: &str,
     style: Style,
     output: impl Write,
 ) -> anyhow::Result<()> {
@@ -52,9 +53,8 @@ pub fn run<B: Backend>(
 
     let mut out = PrettyOutput::new(output, style);
     out.note(&format!(
-        "Strata {} — embedded store in {}\nType HELP for the commands, EXIT or Ctrl-D to leave.",
+        "Strata {} — {what}\nType HELP for the commands, EXIT or Ctrl-D to leave.",
         env!("CARGO_PKG_VERSION"),
-        data_dir.display()
     ))?;
     loop {
         match editor.readline(PROMPT) {

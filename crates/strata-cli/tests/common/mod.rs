@@ -55,3 +55,5 @@ pub fn plain(dir: &Path, script: &str) -> String {
     assert!(stderr.is_empty(), "unexpected stderr: {stderr}");
     String::from_utf8(out.stdout).unwrap()
 }
+
+pub mod process;

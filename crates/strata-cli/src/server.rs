@@ -1,0 +1,227 @@
+//! `strata server`: its flags, how they override a TOML config file, and running the server on a
+//! multi-threaded runtime until Ctrl-C or SIGTERM.
+//!
+//! Precedence, lowest first: [`ServerConfig::default`], the `--config` file, then each flag that
+//! was given. Standard output carries only the `listening grpc=ADDR redis=ADDR http=ADDR` line
+//! (printed by [`strata_server::run`] once every listener is bound); logs go to standard error.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use strata_server::{ServerConfig, TlsConfig};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Flags of `strata server`. Each one left out keeps the config file's value (or the default).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServerArgs {
+    /// TOML config file (fields of `ServerConfig`); the flags below override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// gRPC listen address [default: 127.0.0.1:7400; port 0 picks a free port].
+    #[arg(long, value_name = "ADDR")]
+    pub grpc: Option<SocketAddr>,
+
+    /// Redis-protocol (RESP2) listen address [default: 127.0.0.1:6380].
+    #[arg(long, value_name = "ADDR")]
+    pub redis: Option<SocketAddr>,
+
+    /// Admin HTTP listen address (/metrics, /health, /status) [default: 127.0.0.1:7480].
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+
+    /// Access token every client must present (gRPC `authorization: Bearer`, RESP `AUTH`).
+    #[arg(long, env = "STRATA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// TLS certificate chain (PEM) for gRPC and RESP; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) matching --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Allow FLUSHALL / FLUSHDB over the Redis protocol.
+    #[arg(long)]
+    pub allow_flushall: bool,
+
+    /// Most Redis-protocol connections open at once.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Seconds a silent Redis-protocol connection stays open (0: forever).
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout_secs: Option<u64>,
+
+    /// This node's name in /status and INFO.
+    #[arg(long, value_name = "NAME")]
+    pub node_id: Option<String>,
+}
+
+impl ServerArgs {
+    /// The configuration to run: the file's (or the defaults), then the flags; `data` is the
+    /// `--data` directory when it was given on the command line.
+    pub fn config(&self, data: Option<&Path>) -> anyhow::Result<ServerConfig> {
+        let mut c = match &self.config {
+            Some(path) => ServerConfig::load(path)
+                .with_context(|| format!("cannot load the config file {}", path.display()))?,
+            None => ServerConfig::default(),
+        };
+        if let Some(d) = data {
+            c.data_dir = d.to_path_buf();
+        }
+        if let Some(a) = self.grpc {
+            c.grpc_addr = a;
+        }
+        if let Some(a) = self.redis {
+            c.redis_addr = a;
+        }
+        if let Some(a) = self.http {
+            c.http_addr = a;
+        }
+        if let Some(t) = &self.token {
+            c.token = Some(t.clone());
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            c.tls = Some(TlsConfig {
+                cert: cert.clone(),
+                key: key.clone(),
+            });
+        }
+        if self.allow_flushall {
+            c.allow_flushall = true;
+        }
+        if let Some(n) = self.max_connections {
+            c.max_connections = n;
+        }
+        if let Some(s) = self.idle_timeout_secs {
+            c.idle_timeout_secs = s;
+        }
+        if let Some(n) = &self.node_id {
+            c.node_id = n.clone();
+        }
+        if c.token.as_deref() == Some("") {
+            anyhow::bail!("the access token is empty (unset STRATA_TOKEN or give a real one)");
+        }
+        Ok(c)
+    }
+}
+
+/// Runs the server until Ctrl-C or SIGTERM, then lets it drain and flush.
+pub fn run(config: ServerConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strata-server")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        // The handlers are installed before the listeners are bound, so a signal sent as soon
+        // as the `listening` line appears is never missed (nor fatal, as the default action is).
+        let shutdown = shutdown_signal().context("cannot install the signal handlers")?;
+        strata_server::run(config, shutdown).await?;
+        Ok(())
+    })
+}
+
+/// A future that resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        tracing::info!("{name} received: draining and shutting down");
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServerArgs,
+    }
+
+    fn parse(argv: &[&str]) -> ServerArgs {
+        Cli::try_parse_from(std::iter::once("server").chain(argv.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("strata.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\nredis_addr = \"127.0.0.1:7000\"\nnode_id = \"file\"\n\
+             idle_timeout_secs = 5\n",
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let args = parse(&[
+            "--config",
+            file,
+            "--redis",
+            "127.0.0.1:0",
+            "--max-connections",
+            "7",
+        ]);
+        let c = args.config(None).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(c.redis_addr.port(), 0);
+        assert_eq!((c.node_id.as_str(), c.idle_timeout_secs), ("file", 5));
+        assert_eq!(c.max_connections, 7);
+        assert_eq!(c.grpc_addr, ServerConfig::default().grpc_addr);
+        let c = args.config(Some(Path::new("/flag"))).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/flag"));
+    }
+
+    #[test]
+    fn every_flag_reaches_its_field() {
+        let args = parse(&[
+            "--grpc=127.0.0.1:1",
+            "--http=127.0.0.1:3",
+            "--token=t",
+            "--tls-cert=c.pem",
+            "--tls-key=k.pem",
+            "--allow-flushall",
+            "--idle-timeout-secs=0",
+            "--node-id=n2",
+        ]);
+        let c = args.config(None).unwrap();
+        assert_eq!((c.grpc_addr.port(), c.http_addr.port()), (1, 3));
+        assert_eq!(c.token.as_deref(), Some("t"));
+        assert_eq!(c.tls.unwrap().key, PathBuf::from("k.pem"));
+        assert!(c.allow_flushall);
+        assert_eq!(c.idle_timeout_secs, 0);
+        assert_eq!(c.node_id, "n2");
+    }
+
+    #[test]
+    fn bad_input_is_refused_clearly() {
+        let bad_addr = Cli::try_parse_from(["server", "--grpc", "nowhere"]);
+        assert!(bad_addr.is_err());
+        let half_tls = Cli::try_parse_from(["server", "--tls-cert", "c.pem"]);
+        assert!(half_tls.is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "grpc_adr = \"127.0.0.1:1\"\n").unwrap();
+        let err = parse(&["--config", file.to_str().unwrap()])
+            .config(None)
+            .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("bad.toml") && text.contains("grpc_adr"),
+            "{text}"
+        );
+    }
+}
