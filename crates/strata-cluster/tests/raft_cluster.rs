@@ -1,6 +1,7 @@
 //! A 3-node cluster with 8 partitions on loopback: writes replicate to every replica, a killed
 //! leader is replaced within seconds without losing acknowledged writes, and a restarted node
-//! catches up (from snapshots, since logs are compacted) to identical per-partition data.
+//! catches up (from snapshots, since logs are compacted) to identical per-partition data. Any
+//! node serves writes, batches and linearizable reads and scans, forwarding to the leaders.
 
 mod common;
 
@@ -67,30 +68,94 @@ async fn replicate_fail_over_and_catch_up() {
         .unwrap();
     assert!(tagged.applied);
 
-    // A follower refuses linearizable reads and names the leader; stale reads are served.
+    // A follower forwards writes, batches and linearizable reads to the partition's leader; a
+    // linearizable scan on a follower sees a write acknowledged just before; stale reads are
+    // served from its own replica.
     let leader = c.leader_of(0).unwrap();
     let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let map = strata_cluster::partition::PartitionMap::new(8).unwrap();
     let key0 = (0..120)
         .map(|i| format!("key{i}"))
-        .find(|k| {
-            strata_cluster::partition::PartitionMap::new(8)
-                .unwrap()
-                .partition_of(k.as_bytes())
-                == 0
-        })
+        .find(|k| map.partition_of(k.as_bytes()) == 0)
         .unwrap();
-    let on_follower = c
-        .node(follower)
+    let fkv = c.node(follower).kv.clone();
+    fkv.put(b"fwd-key".to_vec(), b"via follower".to_vec())
+        .await
+        .unwrap();
+    let fwd_leader = c.leader_of(map.partition_of(b"fwd-key")).unwrap();
+    let on_leader = c
+        .node(fwd_leader)
         .kv
+        .get(b"fwd-key".to_vec(), ReadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(on_leader.as_deref(), Some(&b"via follower"[..]));
+    let on_follower = fkv
         .get(key0.clone().into_bytes(), ReadOptions::default())
-        .await;
-    assert!(
-        matches!(on_follower, Err(Error::NotLeader { leader: Some(_) })),
-        "{on_follower:?}"
+        .await
+        .unwrap();
+    let i: usize = key0.trim_start_matches("key").parse().unwrap();
+    assert_eq!(on_follower, Some(format!("v{i}").into_bytes()));
+    // A write through one follower, read linearizably through every node at once.
+    fkv.put(key0.clone().into_bytes(), b"new".to_vec())
+        .await
+        .unwrap();
+    for id in 1..=3 {
+        let v = c
+            .node(id)
+            .kv
+            .get(key0.clone().into_bytes(), ReadOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(v.as_deref(), Some(&b"new"[..]), "read through node {id}");
+    }
+    fkv.put(key0.clone().into_bytes(), format!("v{i}").into_bytes())
+        .await
+        .unwrap();
+    let outcome = fkv
+        .batch(
+            vec![strata_cluster::Precondition::Absent {
+                key: b"{fwd}.a".to_vec(),
+            }],
+            vec![
+                Mutation::Put {
+                    key: b"{fwd}.a".to_vec(),
+                    value: b"1".to_vec(),
+                },
+                Mutation::Delete {
+                    key: b"{fwd}.a".to_vec(),
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(outcome.applied);
+    assert_eq!(fkv.incr_by(b"{fwd}.n".to_vec(), 5).await.unwrap(), 5);
+    assert_eq!(fkv.incr_by(b"{fwd}.n".to_vec(), -2).await.unwrap(), 3);
+    fkv.delete(b"{fwd}.n".to_vec()).await.unwrap();
+    // A linearizable scan through a follower sees everything acknowledged before it.
+    fkv.put(b"zz-last".to_vec(), b"1".to_vec()).await.unwrap();
+    let mut scanned = Vec::new();
+    let mut stream = fkv
+        .scan(strata_cluster::ScanRequest::default())
+        .await
+        .unwrap();
+    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+        scanned.extend(chunk.unwrap());
+    }
+    assert_eq!(
+        scanned.len(),
+        124,
+        "120 keys, 2 tagged, fwd-key and zz-last"
     );
-    let stale = c
-        .node(follower)
-        .kv
+    assert!(
+        scanned.windows(2).all(|w| w[0].0 < w[1].0),
+        "scan out of order"
+    );
+    assert!(scanned.iter().any(|(k, _)| k == b"zz-last"));
+    fkv.delete(b"zz-last".to_vec()).await.unwrap();
+    fkv.delete(b"fwd-key".to_vec()).await.unwrap();
+    let stale = fkv
         .get(
             key0.into_bytes(),
             ReadOptions {
@@ -100,6 +165,7 @@ async fn replicate_fail_over_and_catch_up() {
         .await
         .unwrap();
     assert!(stale.is_some());
+    drop(fkv);
 
     // Kill the node that leads the most partitions: every partition has a leader again within
     // seconds and every acknowledged write is still there.

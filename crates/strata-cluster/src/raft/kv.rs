@@ -1,7 +1,7 @@
 //! [`RaftKv`]: the [`KvService`] of a cluster node. Each key is routed to its partition; writes
-//! are proposed to the partition's group on this node, which must lead it (otherwise
-//! [`Error::NotLeader`] names the leader, until forwarding arrives); linearizable reads pass the
-//! group's read barrier first, stale reads are served from the local replica. Atomic batches
+//! and linearizable reads are served by the partition's leader, which is this node or the one
+//! the request is forwarded to (see [`RaftNode::client_write`]); stale reads are served from the
+//! local replica; linearizable scans wait for every partition's read index, then read locally. Atomic batches
 //! must stay in one partition ([`Error::CrossSlot`]); multi-key reads and deletes run per key;
 //! scans merge the partitions in key order.
 
@@ -66,7 +66,13 @@ impl RaftKv {
         check_key(&key)?;
         let partition = self.node.partition_map().partition_of(&key);
         if opts.consistency == Consistency::Linearizable {
-            self.node.read_barrier(partition).await?;
+            let mut values = self.node.linearizable_get(partition, vec![key]).await?;
+            return match (values.pop(), values.is_empty()) {
+                (Some(v), true) => Ok(v),
+                _ => Err(Error::Internal(
+                    "the leader answered a read with the wrong count".into(),
+                )),
+            };
         }
         let node = Arc::clone(&self.node);
         tokio::task::spawn_blocking(move || node.read_local(&key)).await?
@@ -191,9 +197,8 @@ impl KvService for RaftKv {
         }
         let map = self.node.partition_map();
         if req.read.consistency == Consistency::Linearizable {
-            for p in map.all() {
-                self.node.read_barrier(p).await?;
-            }
+            let node = &self.node;
+            futures::future::try_join_all(map.all().map(|p| node.read_barrier(p))).await?;
         }
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let node = Arc::clone(&self.node);

@@ -11,6 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -34,11 +38,38 @@ pub const MAX_RAFT_MESSAGE: usize = 64 << 20;
 /// How long connecting to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// A byte stream to a peer made by a [`PeerConnector`].
+pub trait PeerStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> PeerStream for T {}
+
+/// The future a [`PeerConnector`] returns.
+pub type PeerConnect = BoxFuture<'static, std::io::Result<Box<dyn PeerStream>>>;
+
+/// Makes the connections to peers instead of tokio's TCP (a simulated network in tests): given
+/// a peer's `host:port`, a stream to it.
+#[derive(Clone)]
+pub struct PeerConnector(Arc<dyn Fn(String) -> PeerConnect + Send + Sync>);
+
+impl PeerConnector {
+    /// A connector calling `connect` with the peer's `host:port`.
+    pub fn new(connect: impl Fn(String) -> PeerConnect + Send + Sync + 'static) -> Self {
+        PeerConnector(Arc::new(connect))
+    }
+}
+
+impl std::fmt::Debug for PeerConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerConnector")
+    }
+}
+
 /// One tonic channel per peer address, shared by all groups (HTTP/2 multiplexes their RPCs on
-/// one connection). Cheap to clone.
+/// one connection), and by the requests this node forwards to leaders. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Peers {
     channels: Arc<RwLock<HashMap<String, Channel>>>,
+    connector: Option<PeerConnector>,
 }
 
 /// Why a channel to a peer could not be made.
@@ -51,6 +82,21 @@ pub struct BadPeerAddress {
 }
 
 impl Peers {
+    /// Peers reached through `connector` (`None`: TCP).
+    pub fn new(connector: Option<PeerConnector>) -> Self {
+        Peers {
+            channels: Arc::default(),
+            connector,
+        }
+    }
+
+    /// A Raft client to `addr` over its shared channel, with the Raft message limits.
+    pub fn client(&self, addr: &str) -> Result<RaftClient<Channel>, BadPeerAddress> {
+        Ok(RaftClient::new(self.channel(addr)?)
+            .max_decoding_message_size(MAX_RAFT_MESSAGE)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE))
+    }
+
     /// The channel to `addr` (`host:port`), created on first use; it connects lazily and
     /// reconnects after failures.
     pub fn channel(&self, addr: &str) -> Result<Channel, BadPeerAddress> {
@@ -68,7 +114,19 @@ impl Peers {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(5));
-        let channel = endpoint.connect_lazy();
+        let channel = match &self.connector {
+            None => endpoint.connect_lazy(),
+            Some(PeerConnector(connect)) => {
+                let connect = Arc::clone(connect);
+                let target = addr.to_string();
+                endpoint.connect_with_connector_lazy(tower::service_fn(
+                    move |_: tonic::transport::Uri| {
+                        let stream = connect(target.clone());
+                        async move { stream.await.map(TokioIo::new) }
+                    },
+                ))
+            }
+        };
         if let Ok(mut map) = self.channels.write() {
             return Ok(map.entry(addr.to_string()).or_insert(channel).clone());
         }
@@ -94,11 +152,7 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
-        let client = self.peers.channel(&node.addr).map(|ch| {
-            RaftClient::new(ch)
-                .max_decoding_message_size(MAX_RAFT_MESSAGE)
-                .max_encoding_message_size(MAX_RAFT_MESSAGE)
-        });
+        let client = self.peers.client(&node.addr);
         if let Err(e) = &client {
             tracing::warn!(target, error = %e, "cannot reach peer");
         }

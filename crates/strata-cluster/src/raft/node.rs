@@ -1,24 +1,27 @@
 //! [`RaftNode`]: every partition group hosted by one node. It opens a log store and a state
 //! machine per partition over the node's engine, starts an openraft instance for each, registers
 //! them with the [`Router`] the gRPC [`RaftService`] serves, bootstraps a new cluster
-//! idempotently, and offers the request path: proposals to a partition's leader, linearizable
-//! read barriers (read index confirmed by a quorum) and local reads.
+//! idempotently, and offers the request path: proposals and linearizable reads served by the
+//! partition's leader, this node or the one it forwards them to ([`forward`]), read barriers
+//! (a read index confirmed by a quorum) and local reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{
-    CheckIsLeaderError, ClientWriteError, ForwardToLeader, InitializeError, RaftError,
-};
+use openraft::error::{InitializeError, RaftError};
 use openraft::{Config, Raft, RaftMetrics, SnapshotPolicy};
 use strata_engine::Db;
+use strata_proto::raft_v1::raft_client::RaftClient;
+use tokio::time::Instant;
+use tonic::transport::Channel;
 
 use crate::partition::{
     AllNodes, PartitionId, PartitionMap, Placement, data_key, data_range, group_of, user_key,
 };
+use crate::raft::forward::{self, ForwardError, ForwardRpc};
 use crate::raft::log_store::LogStore;
-use crate::raft::network::{GroupNetwork, Peers};
+use crate::raft::network::{GroupNetwork, PeerConnector, Peers};
 use crate::raft::service::{RaftService, Router};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::types::{Command, Node, NodeId, Response, TypeConfig};
@@ -42,6 +45,11 @@ pub struct RaftNodeConfig {
     /// Entries kept in the log behind a snapshot, so a briefly lagging follower catches up from
     /// the log rather than a snapshot.
     pub logs_kept_after_snapshot: u64,
+    /// The longest a request may take on this node, waiting for a leader and forwarding to it
+    /// included; a write still unanswered then is reported with an unknown outcome.
+    pub request_timeout: Duration,
+    /// How peers are connected to (`None`: TCP); a simulated network in tests.
+    pub connector: Option<PeerConnector>,
 }
 
 impl RaftNodeConfig {
@@ -56,6 +64,8 @@ impl RaftNodeConfig {
             election_timeout: (Duration::from_millis(500), Duration::from_millis(1000)),
             snapshot_after_logs: 10_000,
             logs_kept_after_snapshot: 1_000,
+            request_timeout: Duration::from_secs(5),
+            connector: None,
         }
     }
 
@@ -87,6 +97,18 @@ pub struct RaftNode {
     members: BTreeMap<NodeId, Node>,
     placement: Arc<dyn Placement>,
     router: Router,
+    peers: Peers,
+    request_timeout: Duration,
+    /// How long a request waits for a leaderless partition to elect one.
+    leader_wait: Duration,
+}
+
+/// Where one attempt of a request goes.
+enum Target {
+    /// This node leads the partition.
+    Local(Raft<TypeConfig>),
+    /// Another node does, reached through this client.
+    Remote(NodeId, RaftClient<Channel>),
 }
 
 impl RaftNode {
@@ -94,7 +116,7 @@ impl RaftNode {
     /// state in `db` (a restart) is picked up; nothing is bootstrapped.
     pub async fn start(config: RaftNodeConfig, db: Arc<Db>) -> Result<Arc<RaftNode>> {
         let raft_config = config.raft_config()?;
-        let peers = Peers::default();
+        let peers = Peers::new(config.connector.clone());
         let router = Router::default();
         let placement: Arc<dyn Placement> = Arc::new(AllNodes);
         let member_ids: BTreeSet<NodeId> = config.members.keys().copied().collect();
@@ -130,6 +152,9 @@ impl RaftNode {
                 .collect(),
             placement,
             router,
+            peers,
+            request_timeout: config.request_timeout,
+            leader_wait: config.election_timeout.1 * 2,
         }))
     }
 
@@ -150,7 +175,7 @@ impl RaftNode {
 
     /// The gRPC service carrying this node's Raft traffic, to mount on its gRPC listener.
     pub fn service(&self) -> RaftService {
-        RaftService::new(self.router.clone())
+        RaftService::new(self.router.clone(), Arc::clone(&self.db))
     }
 
     /// Initializes every group with the configured members, once: on a restart, or on a node
@@ -190,46 +215,189 @@ impl RaftNode {
             .ok_or_else(|| Error::Unavailable(format!("partition {partition} is not on this node")))
     }
 
-    /// Replicates `cmd` through `partition`'s group and returns its outcome once a majority has
-    /// it and this node (the leader) has applied it. Not the leader: [`Error::NotLeader`] with
-    /// the leader's address (`None` while there is none, which the server should answer as
-    /// retryable: gRPC `UNAVAILABLE`, RESP `-TRYAGAIN`). `NotLeader` means the command certainly
-    /// was not and will not be applied: openraft answers `ForwardToLeader` only when it refused
-    /// the proposal or truncated its uncommitted entry. Any other error leaves the outcome
-    /// unknown.
-    pub async fn client_write(&self, partition: PartitionId, cmd: Command) -> Result<Response> {
-        let raft = self.raft(partition)?;
-        match raft.client_write(cmd).await {
-            Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(not_leader(partition, &f))
+    /// The leader of `partition` to send an attempt to: `hint` (from a refusal) if given, else
+    /// the leader this node knows of other than `avoid`, waiting for one to be elected for up to
+    /// the leader wait (within `deadline`). Leaderless: [`Error::Unavailable`], retryable.
+    async fn target(
+        &self,
+        partition: PartitionId,
+        raft: &Raft<TypeConfig>,
+        hint: Option<(NodeId, String)>,
+        avoid: Option<NodeId>,
+        deadline: Instant,
+    ) -> Result<Target> {
+        let (id, addr) = match hint {
+            Some((id, addr)) if Some(id) != avoid => (id, Some(addr)),
+            _ => {
+                let wait_until = deadline.min(Instant::now() + self.leader_wait);
+                let wait = wait_until.saturating_duration_since(Instant::now());
+                let found = raft
+                    .wait(Some(wait))
+                    .metrics(
+                        |m| m.current_leader.is_some_and(|l| Some(l) != avoid),
+                        "a leader",
+                    )
+                    .await;
+                let Ok(m) = found else {
+                    return Err(Error::Unavailable(format!(
+                        "partition {partition} has no leader; retry"
+                    )));
+                };
+                let Some(id) = m.current_leader else {
+                    return Err(Error::Unavailable(format!(
+                        "partition {partition} has no leader; retry"
+                    )));
+                };
+                let addr = m
+                    .membership_config
+                    .membership()
+                    .get_node(&id)
+                    .map(|n| n.addr.clone());
+                (id, addr)
             }
-            Err(RaftError::APIError(e)) => {
-                Err(Error::Internal(format!("partition {partition}: {e}")))
-            }
-            Err(RaftError::Fatal(e)) => Err(Error::Unavailable(format!(
-                "partition {partition} stopped: {e}"
-            ))),
+        };
+        if id == self.id {
+            return Ok(Target::Local(raft.clone()));
         }
+        let addr = addr
+            .or_else(|| self.members.get(&id).map(|n| n.addr.clone()))
+            .ok_or_else(|| {
+                Error::Unavailable(format!("partition {partition}: leader {id} has no address"))
+            })?;
+        let client = self
+            .peers
+            .client(&addr)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(Target::Remote(id, client))
     }
 
-    /// Waits until a read of `partition` on this node is linearizable: this node is the leader,
-    /// a quorum confirmed it after the read began, and it has applied everything committed
-    /// before (openraft's read index). A deposed leader fails here instead of reading stale data.
-    pub async fn read_barrier(&self, partition: PartitionId) -> Result<()> {
+    /// Runs `attempt` against `partition`'s leader, here or forwarded, within the request
+    /// timeout. An attempt refused with certainty (the target does not lead, or could not be
+    /// reached at all) is retried once, on the leader the refusal names or another one. A write
+    /// (`is_write`) that may have happened is never retried and is reported as an unknown
+    /// outcome; a read is retried like a refusal.
+    async fn route<T, F, Fut>(
+        &self,
+        partition: PartitionId,
+        is_write: bool,
+        attempt: F,
+    ) -> Result<T>
+    where
+        F: Fn(Target) -> Fut,
+        Fut: Future<Output = std::result::Result<T, ForwardError>>,
+    {
         let raft = self.raft(partition)?;
-        match raft.ensure_linearizable().await {
-            Ok(_) => Ok(()),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                Err(not_leader(partition, &f))
+        let deadline = Instant::now() + self.request_timeout;
+        let (mut hint, mut avoid) = (None, None);
+        let mut last = None;
+        for retry in [false, true] {
+            let target = self
+                .target(partition, &raft, hint.take(), avoid, deadline)
+                .await?;
+            let target_id = match &target {
+                Target::Local(_) => self.id,
+                Target::Remote(id, _) => *id,
+            };
+            let outcome = match tokio::time::timeout_at(deadline, attempt(target)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(ForwardError::Unknown(format!(
+                    "partition {partition}: no reply from node {target_id} within {:?}",
+                    self.request_timeout
+                ))),
+            };
+            let e = match outcome {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let retryable = e.certainly_not_applied() || (!is_write && Instant::now() < deadline);
+            if !retryable || retry {
+                last = Some(e);
+                break;
             }
-            Err(RaftError::APIError(e)) => {
-                Err(Error::Unavailable(format!("partition {partition}: {e}")))
+            match &e {
+                ForwardError::NotLeader {
+                    leader: Some((id, addr)),
+                } if *id != target_id => hint = Some((*id, addr.clone())),
+                _ => avoid = Some(target_id),
             }
-            Err(RaftError::Fatal(e)) => Err(Error::Unavailable(format!(
-                "partition {partition} stopped: {e}"
-            ))),
+            tracing::debug!(partition, node = target_id, error = ?e, "retrying on another leader");
+            last = Some(e);
         }
+        Err(match last {
+            Some(ForwardError::Unknown(msg)) if !is_write => Error::Unavailable(msg),
+            Some(e) => e.into(),
+            None => Error::Internal("request routed nowhere".into()),
+        })
+    }
+
+    /// Replicates `cmd` through `partition`'s group and returns its outcome once a majority has
+    /// it and the leader has applied it. A node that does not lead the partition forwards the
+    /// command to the leader. Errors: [`Error::Unavailable`] while the partition has no leader
+    /// (certainly not applied, retryable) or when the outcome is unknown (the message says so:
+    /// the leader failed or the time ran out after the command was sent); [`Error::NotLeader`]
+    /// when even the second leader tried refused it (certainly not applied).
+    pub async fn client_write(&self, partition: PartitionId, cmd: Command) -> Result<Response> {
+        self.route(partition, true, |target| {
+            let cmd = cmd.clone();
+            async move {
+                match target {
+                    Target::Local(raft) => forward::leader_write(&raft, partition, cmd).await,
+                    Target::Remote(_, client) => {
+                        forward::call(client, ForwardRpc::Write, partition, &cmd).await
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Linearizable reads of `keys`, all in `partition`, served by its leader (this node or the
+    /// one the request is forwarded to) after a read index confirmed by a quorum, so a deposed
+    /// leader never answers.
+    pub async fn linearizable_get(
+        &self,
+        partition: PartitionId,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        self.route(partition, false, |target| {
+            let keys = keys.clone();
+            let db = Arc::clone(&self.db);
+            async move {
+                match target {
+                    Target::Local(raft) => forward::leader_read(&raft, &db, partition, keys).await,
+                    Target::Remote(_, client) => {
+                        forward::call(client, ForwardRpc::Read, partition, &keys).await
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Waits until a read of `partition` from this node's replica is linearizable: the leader
+    /// (this node, or asked over the network) confirmed its leadership with a quorum after the
+    /// call began and gave its read index, and this node has applied up to it.
+    pub async fn read_barrier(&self, partition: PartitionId) -> Result<()> {
+        let index: Option<u64> = self
+            .route(partition, false, |target| async move {
+                match target {
+                    Target::Local(raft) => forward::leader_read_index(&raft, partition).await,
+                    Target::Remote(_, client) => {
+                        forward::call(client, ForwardRpc::ReadIndex, partition, &()).await
+                    }
+                }
+            })
+            .await?;
+        let raft = self.raft(partition)?;
+        raft.wait(Some(self.request_timeout))
+            .applied_index_at_least(index, "read index")
+            .await
+            .map_err(|e| {
+                Error::Unavailable(format!(
+                    "partition {partition}: replica behind the read index: {e}"
+                ))
+            })?;
+        Ok(())
     }
 
     /// Reads `key` from this node's replica of its partition, as applied so far.
@@ -272,18 +440,6 @@ impl RaftNode {
             if let Err(e) = raft.shutdown().await {
                 tracing::warn!(node = self.id, error = %e, "raft group did not stop cleanly");
             }
-        }
-    }
-}
-
-fn not_leader(partition: PartitionId, f: &ForwardToLeader<NodeId, Node>) -> Error {
-    match &f.leader_node {
-        Some(node) => Error::NotLeader {
-            leader: Some(node.addr.clone()),
-        },
-        None => {
-            tracing::debug!(partition, "no leader known");
-            Error::NotLeader { leader: None }
         }
     }
 }

@@ -1,17 +1,20 @@
 //! The server side of the Raft transport: [`RaftService`] implements the `strata.raft.v1.Raft`
 //! gRPC service and routes each request by its group id to the node's openraft instance of
-//! that group ([`Router`]).
+//! that group ([`Router`]). It also serves the operations other nodes forward to the leaders
+//! here ([`forward`](crate::raft::forward)).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use openraft::Raft;
 use serde::Serialize;
+use strata_engine::Db;
 use strata_proto::raft_v1::raft_server::{Raft as RaftRpc, RaftServer};
 use strata_proto::raft_v1::{RaftReply, RaftRequest};
 use tonic::{Request, Response, Status};
 
-use crate::partition::GroupId;
+use crate::partition::{GroupId, PartitionId, partition_of_group};
+use crate::raft::forward::{self, ForwardError};
 use crate::raft::network::MAX_RAFT_MESSAGE;
 use crate::raft::types::{TypeConfig, decode, encode};
 
@@ -54,12 +57,13 @@ impl Router {
 #[derive(Debug, Clone)]
 pub struct RaftService {
     router: Router,
+    db: Arc<Db>,
 }
 
 impl RaftService {
-    /// A service routing to `router`'s groups.
-    pub fn new(router: Router) -> Self {
-        RaftService { router }
+    /// A service routing to `router`'s groups, whose partitions' data is in `db`.
+    pub fn new(router: Router, db: Arc<Db>) -> Self {
+        RaftService { router, db }
     }
 
     /// The tonic server to mount on the node's gRPC listener (message limits raised for entry
@@ -75,6 +79,19 @@ impl RaftService {
             .get(group)
             .ok_or_else(|| Status::not_found(format!("raft group {group} is not on this node")))
     }
+}
+
+/// The group and partition of a forwarded request, or the refusal to send back.
+fn forwarded(
+    router: &Router,
+    group: GroupId,
+) -> Result<(Raft<TypeConfig>, PartitionId), ForwardError> {
+    let partition = partition_of_group(group)
+        .ok_or_else(|| ForwardError::Failed(format!("group {group} is not a partition")))?;
+    let raft = router.get(group).ok_or_else(|| {
+        ForwardError::Refused(format!("partition {partition} is not on this node"))
+    })?;
+    Ok((raft, partition))
 }
 
 fn reply<T: Serialize>(result: &T) -> Result<Response<RaftReply>, Status> {
@@ -113,5 +130,40 @@ impl RaftRpc for RaftService {
         let raft = self.group(req.group)?;
         let rpc = decode(&req.payload).map_err(bad_payload)?;
         reply(&raft.install_snapshot(rpc).await)
+    }
+
+    async fn forward(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let req = request.into_inner();
+        let cmd = decode(&req.payload).map_err(bad_payload)?;
+        let result = match forwarded(&self.router, req.group) {
+            Ok((raft, partition)) => forward::leader_write(&raft, partition, cmd).await,
+            Err(e) => Err(e),
+        };
+        reply(&result)
+    }
+
+    async fn forward_read(
+        &self,
+        request: Request<RaftRequest>,
+    ) -> Result<Response<RaftReply>, Status> {
+        let req = request.into_inner();
+        let keys: Vec<Vec<u8>> = decode(&req.payload).map_err(bad_payload)?;
+        let result = match forwarded(&self.router, req.group) {
+            Ok((raft, partition)) => forward::leader_read(&raft, &self.db, partition, keys).await,
+            Err(e) => Err(e),
+        };
+        reply(&result)
+    }
+
+    async fn read_index(
+        &self,
+        request: Request<RaftRequest>,
+    ) -> Result<Response<RaftReply>, Status> {
+        let req = request.into_inner();
+        let result = match forwarded(&self.router, req.group) {
+            Ok((raft, partition)) => forward::leader_read_index(&raft, partition).await,
+            Err(e) => Err(e),
+        };
+        reply(&result)
     }
 }
