@@ -18,6 +18,11 @@ mod connect;
 mod repl;
 mod server;
 
+/// mimalloc: the engine's write path allocates a few small buffers per key, and a faster
+/// allocator measured about +25% on fillrandom (RocksDB binaries likewise link jemalloc).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -4,6 +4,11 @@
 use clap::Parser;
 use strata_bench::BenchArgs;
 
+/// The same allocator as the `strata` binary, so engines compared through either binary run
+/// on equal terms.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Runs db_bench/YCSB-style workloads against an engine and reports throughput and latency.
 #[derive(Debug, Parser)]
 #[command(name = "strata-bench", version)]
