@@ -1,0 +1,551 @@
+//! Deterministic network simulation (turmoil) of 3- and 5-node clusters: every node runs its real
+//! engine on a temporary directory, its Raft groups and the `strata.raft.v1` tonic service over
+//! turmoil's simulated TCP, and concurrent clients on every node write and read through
+//! [`RaftKv`] (so followers forward to leaders over the simulated network). The network delays
+//! every message and randomly cuts links; the schedule adds explicit partitions and crashes and
+//! restarts of nodes. Checked throughout and at the end:
+//!
+//! - no two nodes are leader of the same partition in the same term (sampled from every node's
+//!   metrics every few simulated milliseconds);
+//! - no acknowledged write is lost: every acknowledged write of a unique key is on every replica;
+//! - all replicas converge: identical per-partition checksums on every node;
+//! - the history of puts and linearizable gets on a few hot keys is linearizable (a crashed
+//!   client's or timed-out put is indeterminate in it).
+//!
+//! Network faults, latencies and the schedule come from a fixed seed; openraft's election
+//! timers and the engine's real I/O are not under turmoil's control, so two runs need not
+//! interleave identically, but every run must pass.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test: a panic is the failure report"
+)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use openraft::ServerState;
+use strata_cluster::linearizability::{Op, Operation, Ret, Verdict, check};
+use strata_cluster::partition::PartitionMap;
+use strata_cluster::raft::kv::RaftKv;
+use strata_cluster::raft::network::{PeerConnector, PeerStream};
+use strata_cluster::raft::node::{RaftNode, RaftNodeConfig};
+use strata_cluster::{Error, KvService};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use turmoil::net::{TcpListener, TcpStream};
+
+const PORT: u16 = 7400;
+const HOT_KEYS: u64 = 6;
+const PATIENCE: Duration = Duration::from_secs(3);
+
+/// An accepted simulated connection, as tonic's server wants it.
+struct Accepted(TcpStream);
+
+impl tonic::transport::server::Connected for Accepted {
+    type ConnectInfo = ();
+
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}
+
+impl AsyncRead for Accepted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Accepted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// State shared by the hosts and the test thread.
+#[derive(Default)]
+struct Shared {
+    /// The running node of each host (index: id - 1); cleared when the host crashes.
+    nodes: Mutex<Vec<Option<Arc<RaftNode>>>>,
+    /// Puts and gets on the hot keys; `None` entries were certainly without effect.
+    history: Mutex<Vec<Option<Operation>>>,
+    /// Acknowledged writes of unique keys.
+    acked: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
+    stop: AtomicBool,
+    next_client: AtomicU64,
+    clients_running: AtomicU64,
+}
+
+fn now() -> u64 {
+    turmoil::sim_elapsed().unwrap_or_default().as_nanos() as u64
+}
+
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// One client on a node: hot-key puts and gets recorded for the checker, and writes of unique
+/// keys remembered when acknowledged.
+async fn client(kv: RaftKv, shared: Arc<Shared>) {
+    let id = shared.next_client.fetch_add(1, Ordering::Relaxed);
+    shared.clients_running.fetch_add(1, Ordering::Relaxed);
+    // Counts the client out however it ends: stopped, or dropped with its crashed host.
+    struct Running(Arc<Shared>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.0.clients_running.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let _running = Running(Arc::clone(&shared));
+    let mut rng = 0x9e37_79b9_7f4a_7c15 ^ (id + 1);
+    let mut n = 0u64;
+    while !shared.stop.load(Ordering::Relaxed) {
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(10 + xorshift(&mut rng) % 30)).await;
+        let dice = xorshift(&mut rng) % 10;
+        if dice < 3 {
+            let key = format!("u{id}-{n}").into_bytes();
+            let value = format!("v{id}-{n}").into_bytes();
+            if let Ok(Ok(())) =
+                tokio::time::timeout(PATIENCE, kv.put(key.clone(), value.clone())).await
+            {
+                shared.acked.lock().unwrap().push((key, value));
+            }
+            continue;
+        }
+        let key = format!("hot{}", xorshift(&mut rng) % HOT_KEYS).into_bytes();
+        let is_put = dice < 7;
+        let value = format!("c{id}-{n}").into_bytes();
+        let slot = {
+            let mut h = shared.history.lock().unwrap();
+            h.push(Some(Operation {
+                client: id,
+                key: key.clone(),
+                op: if is_put {
+                    Op::Put(value.clone())
+                } else {
+                    Op::Get
+                },
+                invoked: now(),
+                completed: None,
+            }));
+            h.len() - 1
+        };
+        // Left `completed: None` (indeterminate) if the host crashes meanwhile.
+        let completed = if is_put {
+            match tokio::time::timeout(PATIENCE, kv.put(key, value)).await {
+                Ok(Ok(())) => Some(Ret::Ok),
+                Ok(Err(Error::NotLeader { .. })) => {
+                    shared.history.lock().unwrap()[slot] = None;
+                    continue;
+                }
+                // The outcome may be unknown.
+                Ok(Err(_)) | Err(_) => None,
+            }
+        } else {
+            match tokio::time::timeout(PATIENCE, kv.get(key, Default::default())).await {
+                Ok(Ok(v)) => Some(Ret::Value(v)),
+                _ => {
+                    shared.history.lock().unwrap()[slot] = None;
+                    continue;
+                }
+            }
+        };
+        if let Some(ret) = completed {
+            let done = now();
+            if let Some(op) = shared.history.lock().unwrap()[slot].as_mut() {
+                op.completed = Some((done, ret));
+            }
+        }
+    }
+}
+
+fn host_name(id: u64) -> String {
+    format!("node{id}")
+}
+
+/// Opens a node's store, waiting for a crashed life's handles to let go of it.
+fn open_db(dir: &PathBuf) -> strata_engine::Db {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match strata_engine::Db::open(dir, strata_engine::Options::default()) {
+            Ok(db) => return db,
+            Err(e) if Instant::now() < deadline => {
+                tracing::info!(error = %e, "store not free yet");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot reopen the store in {}: {e}", dir.display()),
+        }
+    }
+}
+
+fn config(id: u64, nodes: u64, partitions: u16) -> RaftNodeConfig {
+    let members: BTreeMap<u64, String> = (1..=nodes)
+        .map(|i| (i, format!("{}:{PORT}", host_name(i))))
+        .collect();
+    let mut cfg = RaftNodeConfig::new(id, members);
+    cfg.partitions = PartitionMap::new(partitions).unwrap();
+    cfg.heartbeat = Duration::from_millis(50);
+    cfg.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+    cfg.snapshot_after_logs = 40;
+    cfg.logs_kept_after_snapshot = 5;
+    cfg.request_timeout = Duration::from_secs(2);
+    cfg.connector = Some(PeerConnector::new(|addr: String| {
+        Box::pin(async move {
+            let (host, port) = addr
+                .rsplit_once(':')
+                .ok_or_else(|| std::io::Error::other(format!("bad address {addr}")))?;
+            let port: u16 = port.parse().map_err(std::io::Error::other)?;
+            let stream = TcpStream::connect((host.to_string(), port)).await?;
+            Ok(Box::new(stream) as Box<dyn PeerStream>)
+        })
+    }));
+    cfg
+}
+
+/// A node's software: its engine, Raft groups, the Raft service and its clients.
+async fn run_node(
+    id: u64,
+    nodes: u64,
+    partitions: u16,
+    dir: PathBuf,
+    clients: u64,
+    shared: Arc<Shared>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let db = open_db(&dir);
+    let node = RaftNode::start(config(id, nodes, partitions), Arc::new(db)).await?;
+    shared.nodes.lock().unwrap()[(id - 1) as usize] = Some(Arc::clone(&node));
+    let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
+    let incoming = futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(s, _)| Accepted(s));
+        Some((accepted, listener))
+    });
+    let server = tonic::transport::Server::builder()
+        .add_service(node.service().into_server())
+        .serve_with_incoming(incoming);
+    node.bootstrap().await?;
+    for _ in 0..clients {
+        tokio::spawn(client(RaftKv::new(Arc::clone(&node)), Arc::clone(&shared)));
+    }
+    server.await?;
+    Ok(())
+}
+
+/// One scheduled fault.
+enum Fault {
+    /// Cut every link between the two groups of nodes.
+    Partition(Vec<u64>, Vec<u64>),
+    /// Heal every link.
+    RepairAll,
+    Crash(u64),
+    Restart(u64),
+}
+
+struct Scenario {
+    nodes: u64,
+    partitions: u16,
+    clients_per_node: u64,
+    seed: u64,
+    /// Faults at simulated times.
+    schedule: Vec<(Duration, Fault)>,
+    /// When the clients stop and the network heals.
+    quiesce_at: Duration,
+}
+
+fn run(s: Scenario) {
+    let started = Instant::now();
+    let dirs: Vec<tempfile::TempDir> = (0..s.nodes).map(|_| tempfile::tempdir().unwrap()).collect();
+    let shared = Arc::new(Shared::default());
+    *shared.nodes.lock().unwrap() = vec![None; s.nodes as usize];
+    let mut sim = turmoil::Builder::new()
+        .simulation_duration(Duration::from_secs(120))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(15))
+        .fail_rate(0.0005)
+        .repair_rate(0.05)
+        .rng_seed(s.seed)
+        .build();
+    for id in 1..=s.nodes {
+        let dir = dirs[(id - 1) as usize].path().to_path_buf();
+        let shared = Arc::clone(&shared);
+        let (nodes, partitions, clients) = (s.nodes, s.partitions, s.clients_per_node);
+        sim.host(host_name(id), move || {
+            run_node(
+                id,
+                nodes,
+                partitions,
+                dir.clone(),
+                clients,
+                Arc::clone(&shared),
+            )
+        });
+    }
+
+    // (partition, term) -> the nodes seen leading it.
+    let mut leaders: HashMap<(u16, u64), BTreeSet<u64>> = HashMap::new();
+    let mut schedule = s.schedule.into_iter().peekable();
+    let mut quiesced = false;
+    let mut steps = 0u64;
+    let all: Vec<String> = (1..=s.nodes).map(host_name).collect();
+    loop {
+        sim.step().unwrap();
+        steps += 1;
+        let t = sim.elapsed();
+        while let Some((at, _)) = schedule.peek()
+            && *at <= t
+        {
+            let (_, fault) = schedule.next().unwrap();
+            match fault {
+                Fault::Partition(a, b) => {
+                    eprintln!("{t:?}: partition {a:?} | {b:?}");
+                    for x in &a {
+                        for y in &b {
+                            sim.partition(host_name(*x), host_name(*y));
+                        }
+                    }
+                }
+                Fault::RepairAll => {
+                    eprintln!("{t:?}: repair");
+                    repair_all(&sim, &all);
+                }
+                Fault::Crash(id) => {
+                    eprintln!("{t:?}: crash node {id}");
+                    shared.nodes.lock().unwrap()[(id - 1) as usize] = None;
+                    sim.crash(host_name(id));
+                }
+                Fault::Restart(id) => {
+                    eprintln!("{t:?}: restart node {id}");
+                    sim.bounce(host_name(id));
+                }
+            }
+        }
+        if steps.is_multiple_of(5) {
+            sample_leaders(&shared, s.partitions, &mut leaders);
+        }
+        if !quiesced && t >= s.quiesce_at {
+            eprintln!("{t:?}: quiesce");
+            quiesced = true;
+            shared.stop.store(true, Ordering::Relaxed);
+            sim.set_fail_rate(0.0);
+            repair_all(&sim, &all);
+        }
+        if quiesced
+            && shared.clients_running.load(Ordering::Relaxed) == 0
+            && steps.is_multiple_of(100)
+            && converged(&shared, s.nodes, s.partitions).is_some()
+        {
+            break;
+        }
+        if t >= s.quiesce_at + Duration::from_secs(30) {
+            for node in shared.nodes.lock().unwrap().iter().flatten() {
+                for p in 0..s.partitions {
+                    eprintln!("node {} partition {p}: {:?}", node.id(), node.metrics(p));
+                }
+            }
+            panic!(
+                "replicas did not converge within 30 s of quiescence ({} clients running): {:?}",
+                shared.clients_running.load(Ordering::Relaxed),
+                checksums(&shared, s.partitions)
+            );
+        }
+    }
+    let sums = converged(&shared, s.nodes, s.partitions).unwrap();
+    eprintln!(
+        "converged at {:?} ({steps} steps, {:?} real); {} keys; {} (partition, term) leaders seen",
+        sim.elapsed(),
+        started.elapsed(),
+        sums.iter().map(|s| s.0).sum::<u64>(),
+        leaders.len()
+    );
+
+    // No acknowledged write is lost, on any replica.
+    let acked = shared.acked.lock().unwrap().clone();
+    let nodes: Vec<Arc<RaftNode>> = shared
+        .nodes
+        .lock()
+        .unwrap()
+        .iter()
+        .flatten()
+        .cloned()
+        .collect();
+    assert_eq!(nodes.len() as u64, s.nodes);
+    for node in &nodes {
+        for (k, v) in &acked {
+            assert_eq!(
+                node.read_local(k).unwrap().as_ref(),
+                Some(v),
+                "node {} lost acknowledged write of {}",
+                node.id(),
+                String::from_utf8_lossy(k)
+            );
+        }
+    }
+
+    // The history is linearizable.
+    let history: Vec<Operation> = shared
+        .history
+        .lock()
+        .unwrap()
+        .iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let completed = history.iter().filter(|o| o.completed.is_some()).count();
+    eprintln!(
+        "{} acknowledged unique writes; history of {} hot-key operations, {completed} completed",
+        acked.len(),
+        history.len()
+    );
+    assert!(acked.len() > 50, "too few writes acknowledged");
+    assert!(completed > 100, "too few operations completed");
+    assert_eq!(check(&history), Verdict::Linearizable);
+    eprintln!("checked; total {:?}", started.elapsed());
+    drop(nodes);
+    drop(sim);
+}
+
+fn repair_all(sim: &turmoil::Sim<'_>, all: &[String]) {
+    for a in all {
+        for b in all {
+            if a < b {
+                sim.repair(a.as_str(), b.as_str());
+            }
+        }
+    }
+}
+
+fn sample_leaders(shared: &Shared, partitions: u16, seen: &mut HashMap<(u16, u64), BTreeSet<u64>>) {
+    let nodes = shared.nodes.lock().unwrap().clone();
+    for node in nodes.iter().flatten() {
+        for p in 0..partitions {
+            let Some(m) = node.metrics(p) else { continue };
+            if m.state == ServerState::Leader {
+                let set = seen.entry((p, m.current_term)).or_default();
+                set.insert(node.id());
+                assert!(
+                    set.len() == 1,
+                    "partition {p} has two leaders in term {}: {set:?}",
+                    m.current_term
+                );
+            }
+        }
+    }
+}
+
+fn checksums(shared: &Shared, partitions: u16) -> Vec<(u64, Vec<(u64, u64)>)> {
+    let nodes = shared.nodes.lock().unwrap().clone();
+    nodes
+        .iter()
+        .flatten()
+        .map(|n| {
+            let sums = (0..partitions)
+                .map(|p| n.partition_checksum(p).unwrap())
+                .collect();
+            (n.id(), sums)
+        })
+        .collect()
+}
+
+/// The per-partition checksums when every node is up, has applied everything and agrees.
+fn converged(shared: &Shared, nodes: u64, partitions: u16) -> Option<Vec<(u64, u64)>> {
+    let live = shared.nodes.lock().unwrap().clone();
+    if live.iter().flatten().count() as u64 != nodes {
+        return None;
+    }
+    for node in live.iter().flatten() {
+        for p in 0..partitions {
+            let m = node.metrics(p)?;
+            m.current_leader?;
+            if m.last_applied.map(|l| l.index) != m.last_log_index {
+                return None;
+            }
+        }
+    }
+    let sums = checksums(shared, partitions);
+    sums.windows(2)
+        .all(|w| w[0].1 == w[1].1)
+        .then(|| sums[0].1.clone())
+}
+
+fn secs(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+#[test]
+fn three_nodes_loss_delay_partitions_and_crashes() {
+    init_tracing();
+    run(Scenario {
+        nodes: 3,
+        partitions: 8,
+        clients_per_node: 3,
+        seed: 7,
+        schedule: vec![
+            (secs(3_000), Fault::Partition(vec![1], vec![2, 3])),
+            (secs(5_000), Fault::RepairAll),
+            (secs(6_000), Fault::Crash(2)),
+            (secs(8_000), Fault::Restart(2)),
+            (secs(9_000), Fault::Partition(vec![3], vec![1, 2])),
+            (secs(10_500), Fault::Crash(1)),
+            (secs(11_000), Fault::RepairAll),
+            (secs(12_500), Fault::Restart(1)),
+        ],
+        quiesce_at: secs(14_000),
+    });
+}
+
+#[test]
+fn five_nodes_loss_delay_partitions_and_crashes() {
+    init_tracing();
+    run(Scenario {
+        nodes: 5,
+        partitions: 4,
+        clients_per_node: 2,
+        seed: 11,
+        schedule: vec![
+            (secs(3_000), Fault::Partition(vec![1, 2], vec![3, 4, 5])),
+            (secs(5_000), Fault::RepairAll),
+            (secs(6_000), Fault::Crash(3)),
+            (secs(6_200), Fault::Crash(4)),
+            (secs(8_000), Fault::Restart(3)),
+            (secs(8_500), Fault::Partition(vec![5], vec![1, 2, 3, 4])),
+            (secs(9_500), Fault::Restart(4)),
+            (secs(10_000), Fault::RepairAll),
+            (secs(10_500), Fault::Crash(1)),
+            (secs(12_000), Fault::Restart(1)),
+        ],
+        quiesce_at: secs(13_000),
+    });
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,openraft=error".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
