@@ -27,6 +27,55 @@ async fn replicate_fail_over_and_catch_up() {
     let sums = c.await_converged(Duration::from_secs(10)).await;
     assert_eq!(sums.iter().map(|s| s.0).sum::<u64>(), 120);
 
+    // Every node reports every partition; each partition has one leader, which reports its
+    // commit index and each follower's lag, all caught up once the replicas converged.
+    let statuses: Vec<_> = (1..=3).map(|id| c.node(id).kv.node().status()).collect();
+    for p in 0..8u16 {
+        let views: Vec<_> = statuses
+            .iter()
+            .map(|s| s.partitions.iter().find(|x| x.partition == p).unwrap())
+            .collect();
+        let leaders: Vec<_> = views
+            .iter()
+            .filter(|v| v.role == strata_cluster::raft::status::Role::Leader)
+            .collect();
+        assert_eq!(leaders.len(), 1, "partition {p}: {views:?}");
+        let l = leaders[0];
+        assert!(
+            views
+                .iter()
+                .all(|v| v.leader == l.leader && v.term == l.term)
+        );
+        assert_eq!(l.committed, l.last_log_index, "{l:?}");
+        assert!(l.log_size > 0);
+        assert_eq!(l.replication.len(), 2, "{l:?}");
+    }
+    assert_eq!(statuses.iter().map(|s| s.leading()).sum::<usize>(), 8);
+    // Followers hear the last commit index with the next heartbeat: then every replica has
+    // applied the leader's commit index and no follower lags.
+    let started = std::time::Instant::now();
+    loop {
+        let statuses: Vec<_> = (1..=3).map(|id| c.node(id).kv.node().status()).collect();
+        let caught_up = (0..8u16).all(|p| {
+            let views: Vec<_> = statuses
+                .iter()
+                .map(|s| s.partitions.iter().find(|x| x.partition == p).unwrap())
+                .collect();
+            let committed = views.iter().find_map(|v| v.committed);
+            views
+                .iter()
+                .all(|v| v.applied == committed && v.replication.iter().all(|f| f.lag == 0))
+        });
+        if caught_up {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "replicas lag: {statuses:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     // Multi-partition atomic batches are refused; hash tags keep keys together.
     let any = c.node(1).kv.clone();
     let cross = any

@@ -10,6 +10,7 @@
 //! - [`network`]: the client side of the transport, one channel per peer shared by all groups.
 //! - [`service`]: the `strata.raft.v1.Raft` gRPC service, routing requests by group id.
 //! - [`node`]: [`RaftNode`](node::RaftNode), all the groups of one node and the request path.
+//! - [`status`]: [`ClusterStatus`](status::ClusterStatus), a node's view of its groups.
 //! - [`kv`]: [`RaftKv`](kv::RaftKv), the cluster's [`KvService`](crate::KvService).
 
 pub mod forward;
@@ -20,4 +21,5 @@ pub mod node;
 pub mod service;
 pub mod snapshot_codec;
 pub mod state_machine;
+pub mod status;
 pub mod types;

@@ -24,6 +24,7 @@ use crate::raft::log_store::LogStore;
 use crate::raft::network::{GroupNetwork, PeerConnector, Peers};
 use crate::raft::service::{RaftService, Router};
 use crate::raft::state_machine::StateMachine;
+use crate::raft::status::{ClusterStatus, PartitionStatus};
 use crate::raft::types::{Command, Node, NodeId, Response, TypeConfig};
 use crate::{Error, Result};
 
@@ -414,6 +415,28 @@ impl RaftNode {
     /// The Raft metrics of `partition`'s group on this node (role, term, leader, indexes).
     pub fn metrics(&self, partition: PartitionId) -> Option<RaftMetrics<NodeId, Node>> {
         Some(self.raft(partition).ok()?.metrics().borrow().clone())
+    }
+
+    /// Role, term, leader, commit and applied index, log size and replication lag of every
+    /// partition group on this node.
+    pub fn status(&self) -> ClusterStatus {
+        let partitions = self
+            .map
+            .all()
+            .filter_map(|p| {
+                let m = self.metrics(p)?;
+                Some(PartitionStatus::from_metrics(self.id, p, &m))
+            })
+            .collect();
+        ClusterStatus {
+            node: self.id,
+            members: self
+                .members
+                .iter()
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect(),
+            partitions,
+        }
     }
 
     /// A checksum of this replica's data of `partition` (keys and values in order), to compare
