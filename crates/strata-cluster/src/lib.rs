@@ -28,7 +28,8 @@
 //!
 //! # Layout
 //!
-//! - [`service`]: the [`KvService`] trait and the request and reply types it speaks.
+//! - [`service`]: the [`KvService`] trait, its durability contract ([`Durability`]) and the
+//!   request and reply types it speaks.
 //! - [`local`]: [`LocalKv`], the single-node implementation over the engine.
 //! - [`locks`]: the striped key-lock table that makes read-modify-write requests atomic.
 //! - [`partition`]: Redis Cluster hash slots, the slot-to-partition map, the engine key layout
@@ -51,6 +52,6 @@ pub mod service;
 pub use error::{Error, Result};
 pub use local::LocalKv;
 pub use service::{
-    BatchOutcome, Consistency, KvPair, KvService, Mutation, Precondition, ReadOptions, ScanRequest,
-    ScanStream,
+    BatchOutcome, Consistency, Durability, KvPair, KvService, Mutation, Precondition, ReadOptions,
+    ScanRequest, ScanStream,
 };

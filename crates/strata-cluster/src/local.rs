@@ -1,7 +1,9 @@
 //! [`LocalKv`]: the single-node [`KvService`] over one engine. The engine is blocking, so every
 //! call runs on tokio's blocking pool; blind writes go straight to the engine so concurrent
 //! writers share its group-commit fsync, and read-modify-write requests hold their keys' stripes
-//! of the [`KeyLocks`] table exclusively between their read and their write.
+//! of the [`KeyLocks`] table exclusively between their read and their write. A
+//! [`Durability::Deferred`] write is an unsynced engine write; [`KvService::sync`] is one
+//! group-committed WAL sync, so it is taken after the stripe locks are released.
 
 use std::sync::Arc;
 
@@ -12,7 +14,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::locks::KeyLocks;
 use crate::service::{
-    BatchOutcome, KvPair, KvService, Mutation, Precondition, ReadOptions, ScanRequest, ScanStream,
+    BatchOutcome, Durability, KvPair, KvService, Mutation, Precondition, ReadOptions, ScanRequest,
+    ScanStream,
 };
 use crate::{Error, Result};
 
@@ -71,6 +74,15 @@ fn parse_counter(bytes: &[u8]) -> Result<i64> {
         .ok_or(Error::NotAnInteger)
 }
 
+/// The engine's options for a write of `durability`: a deferred write reaches the WAL (and the
+/// operating system) but waits for the next [`KvService::sync`] to reach stable storage.
+fn write_options(durability: Durability) -> WriteOptions {
+    match durability {
+        Durability::Sync => WriteOptions::default(),
+        Durability::Deferred => WriteOptions::no_sync(),
+    }
+}
+
 fn validate_mutations(mutations: &[Mutation]) -> Result<WriteBatch> {
     let mut batch = WriteBatch::new();
     for m in mutations {
@@ -92,6 +104,7 @@ impl Inner {
         &self,
         preconditions: &[Precondition],
         mutations: &[Mutation],
+        durability: Durability,
     ) -> Result<BatchOutcome> {
         for p in preconditions {
             check_key(p.key())?;
@@ -116,7 +129,7 @@ impl Inner {
             }
         }
         if !batch.is_empty() {
-            self.db.write(batch, WriteOptions::default())?;
+            self.db.write(batch, write_options(durability))?;
         }
         Ok(BatchOutcome {
             applied: true,
@@ -190,44 +203,15 @@ impl KvService for LocalKv {
     }
 
     async fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
-        check_key(&key)?;
-        check_value(&value)?;
-        self.blocking(move |s| {
-            let _guards = s.locks.shared([key.as_slice()]);
-            Ok(s.db.put(&key, &value)?)
-        })
-        .await
+        self.put_with(key, value, Durability::Sync).await
     }
 
     async fn delete(&self, key: Vec<u8>) -> Result<()> {
-        check_key(&key)?;
-        self.blocking(move |s| {
-            let _guards = s.locks.shared([key.as_slice()]);
-            Ok(s.db.delete(&key)?)
-        })
-        .await
+        self.delete_with(key, Durability::Sync).await
     }
 
     async fn delete_counted(&self, keys: Vec<Vec<u8>>) -> Result<u64> {
-        let mut batch = WriteBatch::new();
-        for k in &keys {
-            batch.delete(k)?;
-        }
-        self.blocking(move |s| {
-            let _guards = s.locks.exclusive(keys.iter().map(Vec::as_slice));
-            let mut seen = std::collections::HashSet::new();
-            let mut existed = 0;
-            for k in &keys {
-                if seen.insert(k.as_slice()) && s.db.get(k)?.is_some() {
-                    existed += 1;
-                }
-            }
-            if existed > 0 {
-                s.db.write(batch, WriteOptions::default())?;
-            }
-            Ok(existed)
-        })
-        .await
+        self.delete_counted_with(keys, Durability::Sync).await
     }
 
     async fn batch(
@@ -235,23 +219,12 @@ impl KvService for LocalKv {
         preconditions: Vec<Precondition>,
         mutations: Vec<Mutation>,
     ) -> Result<BatchOutcome> {
-        self.blocking(move |s| s.apply_batch(&preconditions, &mutations))
+        self.batch_with(preconditions, mutations, Durability::Sync)
             .await
     }
 
     async fn incr_by(&self, key: Vec<u8>, delta: i64) -> Result<i64> {
-        check_key(&key)?;
-        self.blocking(move |s| {
-            let _guards = s.locks.exclusive([key.as_slice()]);
-            let current = match s.db.get(&key)? {
-                Some(v) => parse_counter(&v)?,
-                None => 0,
-            };
-            let next = current.checked_add(delta).ok_or(Error::Overflow)?;
-            s.db.put(&key, next.to_string().as_bytes())?;
-            Ok(next)
-        })
-        .await
+        self.incr_by_with(key, delta, Durability::Sync).await
     }
 
     async fn scan(&self, req: ScanRequest) -> Result<ScanStream> {
@@ -310,6 +283,82 @@ impl KvService for LocalKv {
 
     async fn flush(&self) -> Result<()> {
         self.blocking(|s| Ok(s.db.flush()?)).await
+    }
+
+    async fn sync(&self) -> Result<()> {
+        self.blocking(|s| Ok(s.db.sync_wal()?)).await
+    }
+
+    async fn put_with(&self, key: Vec<u8>, value: Vec<u8>, durability: Durability) -> Result<()> {
+        check_key(&key)?;
+        check_value(&value)?;
+        self.blocking(move |s| {
+            let mut batch = WriteBatch::new();
+            batch.put(&key, &value)?;
+            let _guards = s.locks.shared([key.as_slice()]);
+            Ok(s.db.write(batch, write_options(durability))?)
+        })
+        .await
+    }
+
+    async fn delete_with(&self, key: Vec<u8>, durability: Durability) -> Result<()> {
+        check_key(&key)?;
+        self.blocking(move |s| {
+            let mut batch = WriteBatch::new();
+            batch.delete(&key)?;
+            let _guards = s.locks.shared([key.as_slice()]);
+            Ok(s.db.write(batch, write_options(durability))?)
+        })
+        .await
+    }
+
+    async fn delete_counted_with(&self, keys: Vec<Vec<u8>>, durability: Durability) -> Result<u64> {
+        let mut batch = WriteBatch::new();
+        for k in &keys {
+            batch.delete(k)?;
+        }
+        self.blocking(move |s| {
+            let _guards = s.locks.exclusive(keys.iter().map(Vec::as_slice));
+            let mut seen = std::collections::HashSet::new();
+            let mut existed = 0;
+            for k in &keys {
+                if seen.insert(k.as_slice()) && s.db.get(k)?.is_some() {
+                    existed += 1;
+                }
+            }
+            if existed > 0 {
+                s.db.write(batch, write_options(durability))?;
+            }
+            Ok(existed)
+        })
+        .await
+    }
+
+    async fn batch_with(
+        &self,
+        preconditions: Vec<Precondition>,
+        mutations: Vec<Mutation>,
+        durability: Durability,
+    ) -> Result<BatchOutcome> {
+        self.blocking(move |s| s.apply_batch(&preconditions, &mutations, durability))
+            .await
+    }
+
+    async fn incr_by_with(&self, key: Vec<u8>, delta: i64, durability: Durability) -> Result<i64> {
+        check_key(&key)?;
+        self.blocking(move |s| {
+            let _guards = s.locks.exclusive([key.as_slice()]);
+            let current = match s.db.get(&key)? {
+                Some(v) => parse_counter(&v)?,
+                None => 0,
+            };
+            let next = current.checked_add(delta).ok_or(Error::Overflow)?;
+            let mut batch = WriteBatch::new();
+            batch.put(&key, next.to_string().as_bytes())?;
+            s.db.write(batch, write_options(durability))?;
+            Ok(next)
+        })
+        .await
     }
 }
 
@@ -387,6 +436,48 @@ mod tests {
             kv.incr_by(b"m".to_vec(), 1).await,
             Err(Error::Overflow)
         ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deferred_writes_are_visible_at_once_and_synced_together() {
+        let (_d, kv) = open();
+        let syncs = |kv: &LocalKv| kv.db().stats().wal_syncs;
+        let before = syncs(&kv);
+        let d = Durability::Deferred;
+        kv.put_with(b"a".to_vec(), b"1".to_vec(), d).await.unwrap();
+        assert_eq!(kv.incr_by_with(b"n".to_vec(), 5, d).await.unwrap(), 5);
+        let put = Mutation::Put {
+            key: b"b".to_vec(),
+            value: b"2".to_vec(),
+        };
+        let absent = Precondition::Absent { key: b"b".to_vec() };
+        assert!(
+            kv.batch_with(vec![absent], vec![put], d)
+                .await
+                .unwrap()
+                .applied
+        );
+        assert_eq!(
+            kv.delete_counted_with(vec![b"a".to_vec()], d)
+                .await
+                .unwrap(),
+            1
+        );
+        kv.delete_with(b"b".to_vec(), d).await.unwrap();
+        assert_eq!(syncs(&kv), before, "a deferred write synced");
+        assert_eq!(
+            kv.get_many(
+                vec![b"a".to_vec(), b"b".to_vec(), b"n".to_vec()],
+                ReadOptions::default()
+            )
+            .await
+            .unwrap(),
+            vec![None, None, Some(b"5".to_vec())]
+        );
+        kv.sync().await.unwrap();
+        assert_eq!(syncs(&kv), before + 1);
+        kv.put(b"c".to_vec(), b"3".to_vec()).await.unwrap();
+        assert_eq!(syncs(&kv), before + 2, "a default write is synced");
     }
 
     #[tokio::test]

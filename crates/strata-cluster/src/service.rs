@@ -26,6 +26,21 @@ pub struct ReadOptions {
     pub consistency: Consistency,
 }
 
+/// When a write becomes durable, relative to the call that made it returning `Ok`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Durable when the call returns (the default). Concurrent synced writes share one fsync
+    /// through the engine's group commit.
+    #[default]
+    Sync,
+    /// Visible to every reader when the call returns, durable once a later
+    /// [`KvService::sync`] returns `Ok`; a crash before that may lose it. A front end answering
+    /// a pipeline applies its writes `Deferred` and calls `sync` once before sending any of
+    /// their replies, so one fsync covers them all and no write is acknowledged before it is
+    /// durable. Implementations may treat `Deferred` as `Sync`.
+    Deferred,
+}
+
 /// A key and its value.
 pub type KvPair = (Vec<u8>, Vec<u8>);
 
@@ -125,8 +140,13 @@ pub struct BatchOutcome {
 }
 
 /// The key-value operations the protocol front ends need. Implementations are shared by every
-/// connection (`Arc<dyn KvService>`), so every method takes `&self` and may run concurrently;
-/// writes acknowledged with `Ok` are durable.
+/// connection (`Arc<dyn KvService>`), so every method takes `&self` and may run concurrently.
+///
+/// Durability contract: a write acknowledged with `Ok` is durable, except one made with
+/// [`Durability::Deferred`] through a `*_with` method, which is durable once a later
+/// [`sync`](KvService::sync) returns `Ok`. The `*_with` methods default to their synced forms
+/// (which satisfy both contracts) and `sync` to a no-op, so an implementation that always syncs
+/// need not override them.
 #[async_trait]
 pub trait KvService: Send + Sync + 'static {
     /// Reads the value of `key`, `None` when absent.
@@ -178,4 +198,45 @@ pub trait KvService: Send + Sync + 'static {
 
     /// Makes everything written so far durable in tables (used at shutdown).
     async fn flush(&self) -> Result<()>;
+
+    /// Makes every write that returned before this call durable, [`Durability::Deferred`]
+    /// ones included. Concurrent calls may share one fsync.
+    async fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// [`put`](KvService::put) with the given durability.
+    async fn put_with(&self, key: Vec<u8>, value: Vec<u8>, durability: Durability) -> Result<()> {
+        let _ = durability;
+        self.put(key, value).await
+    }
+
+    /// [`delete`](KvService::delete) with the given durability.
+    async fn delete_with(&self, key: Vec<u8>, durability: Durability) -> Result<()> {
+        let _ = durability;
+        self.delete(key).await
+    }
+
+    /// [`delete_counted`](KvService::delete_counted) with the given durability.
+    async fn delete_counted_with(&self, keys: Vec<Vec<u8>>, durability: Durability) -> Result<u64> {
+        let _ = durability;
+        self.delete_counted(keys).await
+    }
+
+    /// [`batch`](KvService::batch) with the given durability.
+    async fn batch_with(
+        &self,
+        preconditions: Vec<Precondition>,
+        mutations: Vec<Mutation>,
+        durability: Durability,
+    ) -> Result<BatchOutcome> {
+        let _ = durability;
+        self.batch(preconditions, mutations).await
+    }
+
+    /// [`incr_by`](KvService::incr_by) with the given durability.
+    async fn incr_by_with(&self, key: Vec<u8>, delta: i64, durability: Durability) -> Result<i64> {
+        let _ = durability;
+        self.incr_by(key, delta).await
+    }
 }
