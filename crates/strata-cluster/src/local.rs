@@ -1,5 +1,6 @@
-//! [`LocalKv`]: the single-node [`KvService`] over one engine. The engine is blocking, so every
-//! call runs on tokio's blocking pool; blind writes go straight to the engine so concurrent
+//! [`LocalKv`]: the single-node [`KvService`] over one engine. The engine is blocking, so writes
+//! (which may wait for a group commit's fsync), scans and large reads run on tokio's blocking
+//! pool, and point reads on the caller's thread; blind writes go straight to the engine so concurrent
 //! writers share its group-commit fsync, and read-modify-write requests hold their keys' stripes
 //! of the [`KeyLocks`] table exclusively between their read and their write. A
 //! [`Durability::Deferred`] write is an unsynced engine write; [`KvService::sync`] is one
@@ -19,6 +20,11 @@ use crate::service::{
 };
 use crate::{Error, Result};
 
+/// Point reads of at most this many keys run on the caller's thread. A read takes no lock a
+/// writer holds for long and is a memtable or block-cache lookup (or a read of a table block
+/// the page cache usually holds), microseconds, less than a trip to the blocking pool costs;
+/// larger multi-key reads still go to the pool so they cannot hold up an async worker.
+const INLINE_READ_KEYS: usize = 256;
 /// Pairs per scan chunk.
 const SCAN_CHUNK_PAIRS: usize = 256;
 /// Bytes of keys and values after which a scan chunk is sent even if it has fewer pairs.
@@ -183,7 +189,7 @@ impl Inner {
 impl KvService for LocalKv {
     async fn get(&self, key: Vec<u8>, _opts: ReadOptions) -> Result<Option<Vec<u8>>> {
         check_key(&key)?;
-        self.blocking(move |s| Ok(s.db.get(&key)?)).await
+        Ok(self.inner.db.get(&key)?)
     }
 
     async fn get_many(
@@ -194,12 +200,18 @@ impl KvService for LocalKv {
         for k in &keys {
             check_key(k)?;
         }
-        self.blocking(move |s| {
-            keys.iter()
-                .map(|k| s.db.get(k).map_err(Error::from))
-                .collect()
-        })
-        .await
+        if keys.len() > INLINE_READ_KEYS {
+            return self
+                .blocking(move |s| {
+                    keys.iter()
+                        .map(|k| s.db.get(k).map_err(Error::from))
+                        .collect()
+                })
+                .await;
+        }
+        keys.iter()
+            .map(|k| self.inner.db.get(k).map_err(Error::from))
+            .collect()
     }
 
     async fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
