@@ -53,6 +53,28 @@ pub fn record_request(protocol: &'static str, command: &'static str, elapsed: Du
         .record(elapsed.as_secs_f64());
 }
 
+/// Records `n` requests of one command that ran together and took `elapsed` in all, `errors`
+/// of them failed: the metric handles are looked up once for the lot.
+pub fn record_requests(
+    protocol: &'static str,
+    command: &'static str,
+    n: u64,
+    errors: u64,
+    elapsed: Duration,
+) {
+    counter!("strata_requests_total", "protocol" => protocol, "command" => command).increment(n);
+    if errors > 0 {
+        counter!("strata_request_errors_total", "protocol" => protocol, "command" => command)
+            .increment(errors);
+    }
+    let h =
+        histogram!("strata_request_duration_seconds", "protocol" => protocol, "command" => command);
+    let secs = elapsed.as_secs_f64();
+    for _ in 0..n {
+        h.record(secs);
+    }
+}
+
 /// Counts a connection opening (`delta = 1`) or closing (`delta = -1`).
 pub fn connection(protocol: &'static str, delta: f64) {
     gauge!("strata_connections", "protocol" => protocol).increment(delta);

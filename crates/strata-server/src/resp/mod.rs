@@ -1,10 +1,12 @@
 //! The Redis-protocol (RESP2) front end: the accept loop with its connection limit and optional
 //! TLS, and the modules it is built from.
 
+pub mod coalesce;
 pub mod codec;
 pub mod commands;
 pub mod connection;
 pub mod glob;
+pub mod pipeline;
 pub mod reply;
 pub mod session;
 

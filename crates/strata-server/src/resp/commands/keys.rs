@@ -5,7 +5,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use strata_cluster::{ReadOptions, ScanRequest};
 
-use super::kv_error;
+use super::{WRITES, kv_error};
 use crate::resp::glob;
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
@@ -17,7 +17,7 @@ const MAX_SCAN_COUNT: usize = 100_000;
 /// `DEL key [key ...]`: how many of the keys existed.
 pub async fn del(shared: &Shared, args: &[Bytes]) -> Reply {
     let keys = args.iter().skip(1).map(|b| b.to_vec()).collect();
-    match shared.kv.delete_counted(keys).await {
+    match shared.kv.delete_counted_with(keys, WRITES).await {
         Ok(n) => Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX)),
         Err(e) => kv_error(&e),
     }

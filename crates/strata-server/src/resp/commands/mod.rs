@@ -7,7 +7,7 @@ pub mod server;
 pub mod strings;
 
 use bytes::Bytes;
-use strata_cluster::Error as KvError;
+use strata_cluster::{Durability, Error as KvError};
 
 use super::reply::Reply;
 use super::session::Session;
@@ -130,26 +130,50 @@ pub fn parse_i64(arg: &[u8]) -> Option<i64> {
     std::str::from_utf8(arg).ok()?.parse().ok()
 }
 
-/// Runs one command and returns its reply and the name to record it under.
-pub async fn execute(
-    shared: &Shared,
-    session: &mut Session,
-    args: Vec<Bytes>,
-) -> (Reply, &'static str) {
+/// What running one command produced.
+#[derive(Debug)]
+pub struct Executed {
+    /// The reply.
+    pub reply: Reply,
+    /// The name to record the command under.
+    pub name: &'static str,
+    /// True when a write command ran: its writes were [`Durability::Deferred`] and its reply
+    /// may only be sent after [`KvService::sync`](strata_cluster::KvService::sync). Its reply
+    /// also waits when it wrote nothing (`SET NX` on an existing key), since it may report a
+    /// value another connection wrote and has not synced yet.
+    pub wrote: bool,
+}
+
+impl Executed {
+    fn refused(reply: Reply, name: &'static str) -> Self {
+        Executed {
+            reply,
+            name,
+            wrote: false,
+        }
+    }
+}
+
+/// How the Redis front end writes: deferred, then synced once per pipeline by the connection
+/// before any reply to a write is sent.
+pub const WRITES: Durability = Durability::Deferred;
+
+/// Runs one command.
+pub async fn execute(shared: &Shared, session: &mut Session, args: Vec<Bytes>) -> Executed {
     let Some(name) = args.first() else {
-        return (Reply::err("empty command"), "unknown");
+        return Executed::refused(Reply::err("empty command"), "unknown");
     };
     let Some(spec) = lookup(name) else {
-        return (unknown(&args), "unknown");
+        return Executed::refused(unknown(&args), "unknown");
     };
     if !session.authenticated && !matches!(spec.name, "AUTH" | "QUIT") {
-        return (
+        return Executed::refused(
             Reply::Error("NOAUTH Authentication required.".into()),
             spec.name,
         );
     }
     if !arity_ok(spec, args.len()) {
-        return (Reply::wrong_arity(spec.name), spec.name);
+        return Executed::refused(Reply::wrong_arity(spec.name), spec.name);
     }
     let reply = match spec.name {
         "PING" => server::ping(&args),
@@ -182,7 +206,11 @@ pub async fn execute(
         "KEYS" => keys::keys(shared, &args).await,
         _ => unknown(&args),
     };
-    (reply, spec.name)
+    Executed {
+        reply,
+        name: spec.name,
+        wrote: spec.flags.contains(&"write"),
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use strata_cluster::{Mutation, Precondition, ReadOptions};
 
-use super::{kv_error, parse_i64};
+use super::{WRITES, kv_error, parse_i64};
 use crate::resp::reply::Reply;
 use crate::state::Shared;
 
@@ -41,13 +41,13 @@ pub async fn set(shared: &Shared, args: &[Bytes]) -> Reply {
         }
     }
     match condition {
-        None => match shared.kv.put(key, value).await {
+        None => match shared.kv.put_with(key, value, WRITES).await {
             Ok(()) => Reply::OK,
             Err(e) => kv_error(&e),
         },
         Some(c) => {
             let put = Mutation::Put { key, value };
-            match shared.kv.batch(vec![c], vec![put]).await {
+            match shared.kv.batch_with(vec![c], vec![put], WRITES).await {
                 Ok(o) if o.applied => Reply::OK,
                 Ok(_) => Reply::Nil,
                 Err(e) => kv_error(&e),
@@ -64,7 +64,7 @@ pub async fn setnx(shared: &Shared, args: &[Bytes]) -> Reply {
         key,
         value: arg(args, 2),
     };
-    match shared.kv.batch(vec![c], vec![put]).await {
+    match shared.kv.batch_with(vec![c], vec![put], WRITES).await {
         Ok(o) => Reply::Integer(i64::from(o.applied)),
         Err(e) => kv_error(&e),
     }
@@ -108,7 +108,7 @@ pub async fn mset(shared: &Shared, args: &[Bytes], nx: bool) -> Reply {
     } else {
         Vec::new()
     };
-    match shared.kv.batch(preconditions, mutations).await {
+    match shared.kv.batch_with(preconditions, mutations, WRITES).await {
         Ok(o) if nx => Reply::Integer(i64::from(o.applied)),
         Ok(_) => Reply::OK,
         Err(e) => kv_error(&e),
@@ -124,7 +124,7 @@ pub async fn incr(shared: &Shared, args: &[Bytes], delta: Option<i64>) -> Reply 
             None => return Reply::err("value is not an integer or out of range"),
         },
     };
-    match shared.kv.incr_by(arg(args, 1), delta).await {
+    match shared.kv.incr_by_with(arg(args, 1), delta, WRITES).await {
         Ok(n) => Reply::Integer(n),
         Err(e) => kv_error(&e),
     }
