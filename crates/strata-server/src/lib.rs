@@ -26,7 +26,9 @@
 //! - [`state`]: [`Shared`](state::Shared) state of one server and [`BoundAddrs`].
 //! - [`grpc`]: the KV and Admin services, the token interceptor, error-to-status mapping.
 //! - [`resp`]: the Redis protocol: accept loop, [`codec`](resp::codec), connection loop,
-//!   replies, sessions, glob matching and one module per command family.
+//!   replies held until a pipeline's writes are synced ([`pipeline`](resp::pipeline)), runs of
+//!   plain GETs and SETs coalesced into one call ([`coalesce`](resp::coalesce)), sessions, glob
+//!   matching and one module per command family.
 //! - [`http`]: the admin HTTP router.
 //! - [`metrics`]: request, connection and engine metrics (Prometheus).
 //! - [`auth`]: the access token and its constant-time check.
