@@ -232,7 +232,11 @@ async fn no_write_reply_is_sent_before_a_sync_covers_it() {
     c.send(&pipeline).await;
     for expected in [":1\r\n", "+OK\r\n", ":1\r\n", "+OK\r\n"] {
         assert_eq!(c.reply_str().await, expected);
-        assert_eq!(s.probe.unsynced.load(SeqCst), 0, "reply sent before its sync");
+        assert_eq!(
+            s.probe.unsynced.load(SeqCst),
+            0,
+            "reply sent before its sync"
+        );
     }
     assert_eq!(s.probe.syncs.load(SeqCst), syncs_before + 1);
 
