@@ -4,7 +4,8 @@
 //! directory given by `--data`. `strata server` serves that directory over gRPC, the Redis
 //! protocol and admin HTTP; `strata connect ADDR` opens the same REPL against a server;
 //! `strata bench` runs the benchmarks of the `strata-bench` crate, in process or against a
-//! server. Further subcommands (`admin`, cluster flags) will sit beside them in [`Subcommand`].
+//! server; `strata server --peers ...` runs one node of a Raft cluster, and `strata admin status`
+//! prints a node's per-partition view of it.
 //!
 //! # Layout
 //!
@@ -13,7 +14,9 @@
 //!   implementations, the session, rendering, and the terminal and piped loops.
 //! - [`server`]: `strata server`: flags over a TOML config, signals, the runtime.
 //! - [`connect`]: `strata connect`: client options and the remote REPL.
+//! - [`admin`]: `strata admin status`: a node's partition table from its admin HTTP port.
 
+mod admin;
 mod connect;
 mod repl;
 mod server;
@@ -64,6 +67,9 @@ enum Subcommand {
     /// The store goes in `--data` (default: `strata-bench` in the temp directory), never in
     /// the REPL's `./data` unless asked for.
     Bench(BenchCommand),
+    /// Operate a running server through its admin HTTP port.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 /// `strata bench`: the flags are those of [`strata_bench::BenchArgs`].
@@ -75,9 +81,10 @@ struct BenchCommand {
 
 fn main() -> ExitCode {
     let cli = parse_cli(std::env::args_os()).unwrap_or_else(|e| e.exit());
-    // A server reports what it does; the interactive tools stay quiet unless asked.
+    // A server reports what it does (openraft's per-group chatter only when asked, with
+    // RUST_LOG); the interactive tools stay quiet unless asked.
     let server = matches!(cli.command, Some(Subcommand::Server(_)));
-    init_tracing(if server { "info" } else { "warn" });
+    init_tracing(if server { "info,openraft=warn" } else { "warn" });
     let result = match cli.command.unwrap_or(Subcommand::Repl) {
         Subcommand::Repl => run_repl(&cli.data),
         Subcommand::Server(args) => args
@@ -85,6 +92,7 @@ fn main() -> ExitCode {
             .and_then(server::run),
         Subcommand::Connect(args) => connect::run(&args),
         Subcommand::Bench(bench) => run_bench(&bench.args),
+        Subcommand::Admin(cmd) => admin::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

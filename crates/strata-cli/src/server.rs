@@ -1,6 +1,10 @@
 //! `strata server`: its flags, how they override a TOML config file, and running the server on a
 //! multi-threaded runtime until Ctrl-C or SIGTERM.
 //!
+//! With `--peers` (or a `[cluster]` section in the config file) the server is one node of a Raft
+//! cluster: `--node-id` is then its numeric id, `--partitions` the partition count, and its
+//! gRPC listener carries the Raft traffic too.
+//!
 //! Precedence, lowest first: [`ServerConfig::default`], the `--config` file, then each flag that
 //! was given. Standard output carries only the `listening grpc=ADDR redis=ADDR http=ADDR` line
 //! (printed by [`strata_server::run`] once every listener is bound); logs go to standard error.
@@ -9,7 +13,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use strata_server::{ServerConfig, TlsConfig};
+use strata_server::config::DEFAULT_PARTITIONS;
+use strata_server::{ClusterConfig, ServerConfig, TlsConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Flags of `strata server`. Each one left out keeps the config file's value (or the default).
@@ -55,9 +60,21 @@ pub struct ServerArgs {
     #[arg(long, value_name = "SECS")]
     pub idle_timeout_secs: Option<u64>,
 
-    /// This node's name in /status and INFO.
-    #[arg(long, value_name = "NAME")]
+    /// This node's name in /status and INFO; in cluster mode (--peers or a `[cluster]`
+    /// section) its numeric id, one of the peers' ids.
+    #[arg(long, value_name = "ID")]
     pub node_id: Option<String>,
+
+    /// Cluster mode: every member's id and gRPC address, this node's own included, as
+    /// `ID=HOST:PORT,ID=HOST:PORT,...`. Needs --node-id. Without it (and without a `[cluster]`
+    /// section in the config file) the server is a single node.
+    #[arg(long, value_name = "ID=ADDR,...", requires = "node_id")]
+    pub peers: Option<String>,
+
+    /// Cluster mode: the number of partitions, a power of two fixed when the cluster is
+    /// created [default: 64].
+    #[arg(long, value_name = "P")]
+    pub partitions: Option<u16>,
 }
 
 impl ServerArgs {
@@ -102,10 +119,50 @@ impl ServerArgs {
         if let Some(n) = &self.node_id {
             c.node_id = n.clone();
         }
+        self.apply_cluster(&mut c)?;
         if c.token.as_deref() == Some("") {
             anyhow::bail!("the access token is empty (unset STRATA_TOKEN or give a real one)");
         }
         Ok(c)
+    }
+
+    /// Applies --peers, --partitions and a numeric --node-id to the `[cluster]` section,
+    /// creating it when --peers is given. In cluster mode the node's gRPC address defaults to
+    /// its own entry in the peer list, and its name to its id.
+    fn apply_cluster(&self, c: &mut ServerConfig) -> anyhow::Result<()> {
+        if let Some(list) = &self.peers {
+            let peers = ClusterConfig::parse_peers(list)?;
+            let cluster = c.cluster.get_or_insert_with(|| ClusterConfig {
+                node_id: 0,
+                peers: Vec::new(),
+                partitions: DEFAULT_PARTITIONS,
+            });
+            cluster.peers = peers;
+        }
+        let Some(cluster) = &mut c.cluster else {
+            if self.partitions.is_some() {
+                anyhow::bail!("--partitions needs cluster mode (--peers)");
+            }
+            return Ok(());
+        };
+        if let Some(p) = self.partitions {
+            cluster.partitions = p;
+        }
+        if let Some(id) = &self.node_id {
+            cluster.node_id = id.parse().with_context(|| {
+                format!("--node-id must be a number in cluster mode, not {id:?}")
+            })?;
+        }
+        c.node_id = cluster.node_id.to_string();
+        cluster.members()?;
+        if self.grpc.is_none()
+            && c.grpc_addr == ServerConfig::default().grpc_addr
+            && let Some(own) = cluster.peers.iter().find(|p| p.id == cluster.node_id)
+            && let Ok(addr) = own.addr.parse()
+        {
+            c.grpc_addr = addr;
+        }
+        Ok(())
     }
 }
 
@@ -204,6 +261,50 @@ mod tests {
         assert!(c.allow_flushall);
         assert_eq!(c.idle_timeout_secs, 0);
         assert_eq!(c.node_id, "n2");
+    }
+
+    #[test]
+    fn peers_make_a_cluster_node() {
+        let args = parse(&[
+            "--node-id=2",
+            "--peers=1=127.0.0.1:7401,2=127.0.0.1:7402,3=127.0.0.1:7403",
+            "--partitions=8",
+        ]);
+        let c = args.config(None).unwrap();
+        let cluster = c.cluster.unwrap();
+        assert_eq!((cluster.node_id, cluster.partitions), (2, 8));
+        assert_eq!(cluster.peers.len(), 3);
+        assert_eq!(c.node_id, "2");
+        assert_eq!(
+            c.grpc_addr.port(),
+            7402,
+            "gRPC defaults to the node's peer address"
+        );
+        let args = parse(&["--node-id=2", "--peers=1=127.0.0.1:7401,2=127.0.0.1:7402"]);
+        let c = args.config(None).unwrap();
+        assert_eq!(c.cluster.unwrap().partitions, DEFAULT_PARTITIONS);
+        // Without --peers: a single node, as before.
+        let c = parse(&["--node-id=n1"]).config(None).unwrap();
+        assert!(c.cluster.is_none());
+        assert_eq!(c.node_id, "n1");
+    }
+
+    #[test]
+    fn bad_cluster_flags_are_refused() {
+        let peers = "--peers=1=127.0.0.1:7401,2=127.0.0.1:7402";
+        assert!(
+            Cli::try_parse_from(["server", peers]).is_err(),
+            "--node-id needed"
+        );
+        for argv in [
+            &["--node-id=x", peers][..],
+            &["--node-id=3", peers],
+            &["--node-id=1", peers, "--partitions=6"],
+            &["--node-id=1", "--peers=1:127.0.0.1:7401"],
+            &["--partitions=8"],
+        ] {
+            assert!(parse(argv).config(None).is_err(), "{argv:?} accepted");
+        }
     }
 
     #[test]

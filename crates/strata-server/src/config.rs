@@ -53,6 +53,104 @@ pub struct ServerConfig {
     pub allow_flushall: bool,
     /// Request size limits.
     pub limits: LimitsConfig,
+    /// Cluster mode: when set, this server is one node of a Raft cluster and serves every
+    /// request through it; when absent, it is a single node over its local store.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// Default number of partitions of a new cluster.
+pub const DEFAULT_PARTITIONS: u16 = 64;
+
+/// One member of a cluster: its numeric id and its gRPC address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// The member's node id.
+    pub id: u64,
+    /// Its gRPC address (`host:port`), where the other members reach its Raft service.
+    pub addr: String,
+}
+
+/// How this server takes part in a cluster (TOML section `[cluster]`).
+///
+/// ```toml
+/// [cluster]
+/// node_id = 1
+/// partitions = 64
+/// peers = [
+///   { id = 1, addr = "127.0.0.1:7401" },
+///   { id = 2, addr = "127.0.0.1:7402" },
+///   { id = 3, addr = "127.0.0.1:7403" },
+/// ]
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's id; must be one of `peers`.
+    pub node_id: u64,
+    /// Every member of the cluster, this node included.
+    pub peers: Vec<PeerConfig>,
+    /// Number of partitions (Raft groups), a power of two fixed when the cluster is created.
+    #[serde(default = "default_partitions")]
+    pub partitions: u16,
+}
+
+fn default_partitions() -> u16 {
+    DEFAULT_PARTITIONS
+}
+
+impl ClusterConfig {
+    /// The members as a map from id to gRPC address, after checking that ids are unique, that
+    /// this node is a member and that the partition count is a power of two.
+    pub fn members(&self) -> Result<std::collections::BTreeMap<u64, String>> {
+        let mut members = std::collections::BTreeMap::new();
+        for p in &self.peers {
+            if p.addr.trim().is_empty() {
+                return Err(Error::Config(format!("peer {} has no address", p.id)));
+            }
+            if members.insert(p.id, p.addr.clone()).is_some() {
+                return Err(Error::Config(format!("peer id {} is listed twice", p.id)));
+            }
+        }
+        if !members.contains_key(&self.node_id) {
+            return Err(Error::Config(format!(
+                "node id {} is not among the peers ({})",
+                self.node_id,
+                members
+                    .keys()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if self.partitions == 0 || !self.partitions.is_power_of_two() {
+            return Err(Error::Config(format!(
+                "partitions must be a power of two, not {}",
+                self.partitions
+            )));
+        }
+        Ok(members)
+    }
+
+    /// Parses a `--peers` list: `ID=ADDR` entries separated by commas.
+    pub fn parse_peers(list: &str) -> Result<Vec<PeerConfig>> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|entry| {
+                let (id, addr) = entry.split_once('=').ok_or_else(|| {
+                    Error::Config(format!("peer {entry:?} is not of the form ID=HOST:PORT"))
+                })?;
+                let id = id.trim().parse().map_err(|_| {
+                    Error::Config(format!("peer {entry:?}: the id must be a number"))
+                })?;
+                Ok(PeerConfig {
+                    id,
+                    addr: addr.trim().to_string(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// Certificate and key for TLS, as PEM files.
@@ -122,6 +220,7 @@ impl Default for ServerConfig {
             drain_timeout_secs: 10,
             allow_flushall: false,
             limits: LimitsConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -189,5 +288,45 @@ mod tests {
         let text = toml::to_string(&c).unwrap();
         assert_eq!(ServerConfig::from_toml_str(&text).unwrap(), c);
         assert!(ServerConfig::from_toml_str("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn cluster_section() {
+        let c = ServerConfig::from_toml_str(
+            "[cluster]\nnode_id = 2\npeers = [{ id = 1, addr = \"127.0.0.1:7401\" }, \
+             { id = 2, addr = \"127.0.0.1:7402\" }]\n",
+        )
+        .unwrap();
+        let cluster = c.cluster.clone().unwrap();
+        assert_eq!(cluster.partitions, DEFAULT_PARTITIONS);
+        assert_eq!(cluster.members().unwrap()[&2], "127.0.0.1:7402");
+        let text = toml::to_string(&c).unwrap();
+        assert_eq!(ServerConfig::from_toml_str(&text).unwrap(), c);
+        assert!(ServerConfig::default().cluster.is_none());
+    }
+
+    #[test]
+    fn cluster_checks() {
+        let peers = ClusterConfig::parse_peers("1=127.0.0.1:1, 2=127.0.0.1:2,").unwrap();
+        assert_eq!(peers.len(), 2);
+        assert_eq!(peers[1].addr, "127.0.0.1:2");
+        assert!(ClusterConfig::parse_peers("x=127.0.0.1:1").is_err());
+        assert!(ClusterConfig::parse_peers("127.0.0.1:1").is_err());
+        let mut c = ClusterConfig {
+            node_id: 3,
+            peers,
+            partitions: 8,
+        };
+        assert!(c.members().is_err(), "node 3 is not a member");
+        c.node_id = 1;
+        assert!(c.members().is_ok());
+        c.partitions = 6;
+        assert!(c.members().is_err(), "6 is not a power of two");
+        c.partitions = 8;
+        c.peers.push(PeerConfig {
+            id: 1,
+            addr: "127.0.0.1:3".into(),
+        });
+        assert!(c.members().is_err(), "duplicate id");
     }
 }

@@ -1,5 +1,7 @@
 //! The admin HTTP endpoints (axum): `/metrics` in Prometheus text format, `/health` and
-//! `/status` as JSON.
+//! `/status` as JSON. In cluster mode `/status` carries the node's
+//! [`ClusterStatus`](strata_cluster::raft::status::ClusterStatus) under `cluster`, and
+//! `/cluster/checksums` a checksum of each partition replica on this node, to compare replicas.
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
+use strata_cluster::raft::status::ClusterStatus;
 
 use crate::state::{BoundAddrs, Shared};
 
@@ -25,6 +28,7 @@ pub fn router(shared: Arc<Shared>, metrics: Option<PrometheusHandle>) -> Router 
         .route("/metrics", get(metrics_text))
         .route("/health", get(health))
         .route("/status", get(status))
+        .route("/cluster/checksums", get(checksums))
         .with_state(HttpState { shared, metrics })
 }
 
@@ -63,6 +67,9 @@ struct StatusBody {
     data_dir: String,
     redis_connections: u64,
     engine: Option<EngineStatus>,
+    /// Cluster mode only: this node's view of every partition group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,6 +108,53 @@ async fn status(State(st): State<HttpState>) -> Json<serde_json::Value> {
         data_dir: s.config.data_dir.display().to_string(),
         redis_connections: s.connections(),
         engine,
+        cluster: s.cluster.as_ref().map(|node| node.status()),
     };
     Json(serde_json::to_value(body).unwrap_or_default())
+}
+
+/// One partition replica in `/cluster/checksums`.
+#[derive(Debug, Serialize)]
+struct PartitionChecksum {
+    partition: u32,
+    /// The last Raft index applied to this replica.
+    applied: Option<u64>,
+    /// Keys in the replica.
+    keys: u64,
+    /// xxh3 of the replica's keys and values in order.
+    checksum: String,
+}
+
+/// `/cluster/checksums`: each partition replica's applied index, key count and checksum (a
+/// scan of its data, so meant for tests and operators, not for frequent polling). 404 when the
+/// server is not a cluster node.
+async fn checksums(State(st): State<HttpState>) -> Response {
+    let Some(node) = st.shared.cluster.clone() else {
+        return (StatusCode::NOT_FOUND, "not a cluster node\n").into_response();
+    };
+    let scanned = tokio::task::spawn_blocking(move || {
+        node.partition_map()
+            .all()
+            .map(|p| {
+                // Read before the scan: equal indexes and sums on two replicas mean equal data
+                // unless an entry was applied during one of the scans.
+                let applied = node
+                    .metrics(p)
+                    .and_then(|m| m.last_applied.map(|l| l.index));
+                let (keys, sum) = node.partition_checksum(p)?;
+                Ok(PartitionChecksum {
+                    partition: u32::from(p),
+                    applied,
+                    keys,
+                    checksum: format!("{sum:016x}"),
+                })
+            })
+            .collect::<strata_cluster::Result<Vec<_>>>()
+    })
+    .await;
+    match scanned {
+        Ok(Ok(list)) => Json(list).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
 }

@@ -1,8 +1,10 @@
 //! # strata-server
 //!
-//! Strata's single-node network server. Three front ends share one
-//! [`KvService`](strata_cluster::KvService) (today [`LocalKv`](strata_cluster::LocalKv) over
-//! the engine; later the Raft router): the `strata.v1` gRPC KV and Admin services (tonic), the
+//! Strata's network server. Three front ends share one
+//! [`KvService`](strata_cluster::KvService) ([`LocalKv`](strata_cluster::LocalKv) over the
+//! engine for a single node; [`RaftKv`](strata_cluster::raft::kv::RaftKv) when
+//! [`ServerConfig::cluster`] makes the server one node of a Raft cluster, whose Raft service
+//! then shares the gRPC listener): the `strata.v1` gRPC KV and Admin services (tonic), the
 //! Redis protocol (RESP2, a hand-written codec with size limits, pipelining, `redis-cli` and
 //! `redis-benchmark` compatible), and an admin HTTP port (axum) with Prometheus `/metrics`,
 //! `/health` and `/status`. Optional TLS (rustls, ring) on gRPC and RESP, an optional access
@@ -46,7 +48,7 @@ pub mod server;
 pub mod state;
 pub mod tls;
 
-pub use config::{LimitsConfig, ServerConfig, TlsConfig};
+pub use config::{ClusterConfig, LimitsConfig, PeerConfig, ServerConfig, TlsConfig};
 pub use error::{Error, Result};
 pub use server::{Server, run};
 pub use state::BoundAddrs;

@@ -2,6 +2,11 @@
 //! (so the addresses are known before any request is served), [`Server::serve`] runs the gRPC,
 //! Redis and HTTP front ends until the shutdown future resolves, then drains in-flight requests
 //! and flushes the store. [`run`] does both and prints the `listening` line.
+//!
+//! In cluster mode ([`ServerConfig::cluster`]), [`Server::bind`] also starts the node's Raft
+//! groups over the store and bootstraps the cluster (a no-op on a restart or once the groups
+//! have a leader), requests go through [`RaftKv`], the Raft service shares the gRPC listener,
+//! and shutdown stops the groups after the drain and before the flush.
 
 use std::future::Future;
 use std::io::Write as _;
@@ -9,6 +14,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use strata_cluster::partition::PartitionMap;
+use strata_cluster::raft::kv::RaftKv;
+use strata_cluster::raft::node::{RaftNode, RaftNodeConfig};
 use strata_cluster::{KvService, LocalKv};
 use strata_engine::{Db, Options};
 use strata_proto::v1::admin_server::AdminServer;
@@ -18,7 +26,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::ServerConfig;
+use crate::config::{ClusterConfig, ServerConfig};
 use crate::grpc::{admin::AdminApi, auth_interceptor, kv::KvApi};
 use crate::state::{BoundAddrs, Shared};
 use crate::tls::TlsMaterial;
@@ -45,17 +53,17 @@ fn local_addr(l: &TcpListener, what: &'static str, addr: SocketAddr) -> Result<S
         .map_err(|source| Error::Bind { what, addr, source })
 }
 
-impl Server {
-    /// Opens the store in `config.data_dir` and binds the listeners.
-    pub async fn bind(config: ServerConfig) -> Result<Server> {
-        let dir = config.data_dir.clone();
-        let db = tokio::task::spawn_blocking(move || Db::open(dir, Options::default())).await??;
-        Self::bind_with_service(config, Arc::new(LocalKv::new(Arc::new(db)))).await
-    }
+/// The listeners of a server, bound but not yet serving.
+struct Listeners {
+    grpc: TcpListener,
+    redis: TcpListener,
+    http: TcpListener,
+    tls: Option<TlsMaterial>,
+    addrs: BoundAddrs,
+}
 
-    /// Binds the listeners in front of an existing key-value service (`config.data_dir` is
-    /// then only reported, not opened).
-    pub async fn bind_with_service(config: ServerConfig, kv: Arc<dyn KvService>) -> Result<Server> {
+impl Listeners {
+    async fn bind(config: &ServerConfig) -> Result<Listeners> {
         let tls = config.tls.as_ref().map(TlsMaterial::load).transpose()?;
         let grpc = bind("gRPC", config.grpc_addr).await?;
         let redis = bind("redis", config.redis_addr).await?;
@@ -65,13 +73,75 @@ impl Server {
             redis: local_addr(&redis, "redis", config.redis_addr)?,
             http: local_addr(&http, "HTTP", config.http_addr)?,
         };
-        Ok(Server {
-            shared: Arc::new(Shared::new(kv, config, addrs)),
+        Ok(Listeners {
             grpc,
             redis,
             http,
             tls,
+            addrs,
         })
+    }
+
+    fn into_server(self, shared: Shared) -> Server {
+        Server {
+            shared: Arc::new(shared),
+            grpc: self.grpc,
+            redis: self.redis,
+            http: self.http,
+            tls: self.tls,
+        }
+    }
+}
+
+impl Server {
+    /// Opens the store in `config.data_dir` and binds the listeners; in cluster mode also
+    /// starts the node's Raft groups and bootstraps the cluster (see [`Self::bind_cluster`]).
+    pub async fn bind(config: ServerConfig) -> Result<Server> {
+        if let Some(cluster) = config.cluster.clone() {
+            return Self::bind_cluster(config, &cluster).await;
+        }
+        let db = open_store(&config).await?;
+        Self::bind_with_service(config, Arc::new(LocalKv::new(db))).await
+    }
+
+    /// Binds the listeners in front of an existing key-value service (`config.data_dir` is
+    /// then only reported, not opened).
+    pub async fn bind_with_service(config: ServerConfig, kv: Arc<dyn KvService>) -> Result<Server> {
+        let listeners = Listeners::bind(&config).await?;
+        let addrs = listeners.addrs;
+        Ok(listeners.into_server(Shared::new(kv, config, addrs)))
+    }
+
+    /// Cluster mode: checks `cluster`, binds the listeners, opens the store, starts a Raft
+    /// group per partition over it (picking up the Raft state of an earlier run), bootstraps
+    /// the cluster with every member (idempotent: a restarted node rejoins with its data) and
+    /// serves requests through [`RaftKv`].
+    async fn bind_cluster(config: ServerConfig, cluster: &ClusterConfig) -> Result<Server> {
+        let members = cluster.members()?;
+        let partitions = PartitionMap::new(cluster.partitions)
+            .map_err(|e| Error::Config(format!("partitions: {e}")))?;
+        if config.tls.is_some() {
+            return Err(Error::Config(
+                "TLS is not supported in cluster mode yet (peers talk plain gRPC)".into(),
+            ));
+        }
+        let listeners = Listeners::bind(&config).await?;
+        let db = open_store(&config).await?;
+        let mut raft_config = RaftNodeConfig::new(cluster.node_id, members);
+        raft_config.partitions = partitions;
+        let node = RaftNode::start(raft_config, db).await?;
+        if let Err(e) = node.bootstrap().await {
+            node.shutdown().await;
+            return Err(e.into());
+        }
+        tracing::info!(
+            node = cluster.node_id,
+            partitions = cluster.partitions,
+            "cluster node started"
+        );
+        let kv: Arc<dyn KvService> = Arc::new(RaftKv::new(Arc::clone(&node)));
+        let addrs = listeners.addrs;
+        Ok(listeners.into_server(Shared::new(kv, config, addrs).with_cluster(node)))
     }
 
     /// Where the listeners are bound.
@@ -123,7 +193,15 @@ impl Server {
         }
         let grpc_task = {
             let cancel = cancel.clone();
-            let router = builder.add_service(kv_svc).add_service(admin_svc);
+            let router = builder
+                .add_optional_service(
+                    shared
+                        .cluster
+                        .as_ref()
+                        .map(|node| node.service().into_server()),
+                )
+                .add_service(kv_svc)
+                .add_service(admin_svc);
             tokio::spawn(async move {
                 router
                     .serve_with_incoming_shutdown(
@@ -176,11 +254,22 @@ impl Server {
             }
             None => tracing::warn!("in-flight requests did not finish in {drain_limit:?}"),
         }
+        if let Some(node) = &shared.cluster {
+            tracing::info!("stopping the raft groups");
+            node.shutdown().await;
+        }
         tracing::info!("flushing the store");
         shared.kv.flush().await?;
         tracing::info!("server stopped");
         Ok(())
     }
+}
+
+/// Opens the store in `config.data_dir` on the blocking pool.
+async fn open_store(config: &ServerConfig) -> Result<Arc<Db>> {
+    let dir = config.data_dir.clone();
+    let db = tokio::task::spawn_blocking(move || Db::open(dir, Options::default())).await??;
+    Ok(Arc::new(db))
 }
 
 /// Binds every listener, prints `listening grpc=ADDR redis=ADDR http=ADDR` on stdout once they

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use strata_cluster::KvService;
+use strata_cluster::raft::node::RaftNode;
 
 use crate::auth::Token;
 use crate::config::ServerConfig;
@@ -52,6 +53,8 @@ pub struct Shared {
     pub redis_connections_total: AtomicU64,
     /// Redis-protocol commands processed since start.
     pub redis_commands_total: AtomicU64,
+    /// In cluster mode, the node's Raft groups (`kv` serves requests through them).
+    pub cluster: Option<Arc<RaftNode>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -75,7 +78,15 @@ impl Shared {
             redis_connections: AtomicU64::new(0),
             redis_connections_total: AtomicU64::new(0),
             redis_commands_total: AtomicU64::new(0),
+            cluster: None,
         }
+    }
+
+    /// Marks the server as a cluster node whose requests go through `node`.
+    #[must_use]
+    pub fn with_cluster(mut self, node: Arc<RaftNode>) -> Self {
+        self.cluster = Some(node);
+        self
     }
 
     /// Seconds since start.

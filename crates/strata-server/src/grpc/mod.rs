@@ -18,8 +18,8 @@ pub fn status(e: &KvError) -> Status {
         KvError::InvalidKey { .. }
         | KvError::ValueTooLarge { .. }
         | KvError::InvalidArgument(_)
-        | KvError::NotAnInteger
-        | KvError::CrossSlot => Code::InvalidArgument,
+        | KvError::NotAnInteger => Code::InvalidArgument,
+        KvError::CrossSlot => Code::FailedPrecondition,
         KvError::Overflow => Code::OutOfRange,
         KvError::NotLeader { .. } | KvError::Unavailable(_) => Code::Unavailable,
         _ => Code::Internal,
@@ -61,4 +61,29 @@ pub fn observe<T>(
 ) -> Result<T, Status> {
     metrics::record_request("grpc", command, start.elapsed(), result.is_ok());
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_errors_map_to_retryable_or_precondition_codes() {
+        assert_eq!(status(&KvError::CrossSlot).code(), Code::FailedPrecondition);
+        let s = status(&KvError::Unavailable(
+            "partition 3 has no leader; retry".into(),
+        ));
+        assert_eq!(s.code(), Code::Unavailable);
+        let s = status(&KvError::NotLeader {
+            leader: Some("127.0.0.1:7402".into()),
+        });
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(s.message().contains("127.0.0.1:7402"), "{}", s.message());
+        assert_eq!(
+            s.metadata()
+                .get("strata-leader")
+                .and_then(|v| v.to_str().ok()),
+            Some("127.0.0.1:7402")
+        );
+    }
 }
