@@ -120,6 +120,21 @@ pub struct StatsReport {
     pub sections: Vec<StatsSection>,
 }
 
+impl StatsReport {
+    /// A report of (title, figures) sections, in display order.
+    pub fn from_sections<const N: usize>(sections: [(&str, Vec<Figure>); N]) -> Self {
+        StatsReport {
+            sections: sections
+                .into_iter()
+                .map(|(title, figures)| StatsSection {
+                    title: title.to_owned(),
+                    figures,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A key-value store the REPL can drive. Writes return only once they are durable.
 pub trait Backend {
     /// Reads the value of `key`.

@@ -4,7 +4,7 @@ use strata_engine::{Db, Stats};
 
 use super::backend::{
     Backend, BackendError, CompactEvent, CompactSummary, EntryIter, Figure, FigureValue,
-    StatsReport, StatsSection,
+    StatsReport,
 };
 
 /// A store opened in this process.
@@ -157,16 +157,10 @@ fn report(s: &Stats) -> StatsReport {
         Figure::new("flushes", "flushes", Count(s.flushes)),
         Figure::new("write_stalls", "write stalls", Count(s.write_stalls)),
     ];
-    let section = |title: &str, figures| StatsSection {
-        title: title.to_owned(),
-        figures,
-    };
-    StatsReport {
-        sections: vec![
-            section("storage", storage),
-            section("bloom filter", bloom),
-            section("compaction", compaction),
-            section("activity", activity),
-        ],
-    }
+    StatsReport::from_sections([
+        ("storage", storage),
+        ("bloom filter", bloom),
+        ("compaction", compaction),
+        ("activity", activity),
+    ])
 }

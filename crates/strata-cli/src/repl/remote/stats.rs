@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use strata_proto::v1 as pb;
 
-use crate::repl::backend::{Figure, FigureValue, StatsReport, StatsSection};
+use crate::repl::backend::{Figure, FigureValue, StatsReport};
 
 /// Tables in every level.
 pub fn table_files(s: &pb::StatsResponse) -> usize {
@@ -82,19 +82,13 @@ pub fn report(s: &pb::StatsResponse, status: &pb::StatusResponse) -> StatsReport
         ),
         Figure::new("connections", "connections", Count(status.connections)),
     ];
-    let section = |title: &str, figures| StatsSection {
-        title: title.to_owned(),
-        figures,
-    };
-    StatsReport {
-        sections: vec![
-            section("storage", storage),
-            section("bloom filter", bloom),
-            section("compaction", compaction),
-            section("activity", activity),
-            section("server", server),
-        ],
-    }
+    StatsReport::from_sections([
+        ("storage", storage),
+        ("bloom filter", bloom),
+        ("compaction", compaction),
+        ("activity", activity),
+        ("server", server),
+    ])
 }
 
 #[cfg(test)]
