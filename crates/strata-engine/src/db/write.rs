@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{DbInner, SuperVersion, lock};
@@ -22,18 +22,47 @@ use crate::wal::WalWriter;
 /// Most bytes of batches one leader commits as a group.
 const MAX_GROUP_BYTES: usize = 4 << 20;
 
-#[derive(Default)]
-struct Slot {
-    result: Mutex<Option<Result<()>>>,
+/// What a queued writer is told when it is woken.
+enum Turn {
+    /// Still queued behind a leader.
+    Waiting,
+    /// The previous leader handed over: take the queue and commit it.
+    Lead,
+    /// A leader committed this writer's batch with this outcome.
+    Done(Result<()>),
 }
 
-impl Slot {
-    fn take(&self) -> Option<Result<()>> {
-        lock(&self.result).take()
+/// A queued writer's mailbox. Each writer is woken on its own (thread park/unpark), only when
+/// its batch is committed or it is to lead the next group, so a group's end costs one wake-up
+/// per member rather than waking every queued writer to look for its result.
+struct Waiter {
+    thread: std::thread::Thread,
+    turn: Mutex<Turn>,
+}
+
+impl Waiter {
+    fn new() -> Self {
+        Waiter {
+            thread: std::thread::current(),
+            turn: Mutex::new(Turn::Waiting),
+        }
     }
 
-    fn set(&self, r: Result<()>) {
-        *lock(&self.result) = Some(r);
+    fn tell(&self, turn: Turn) {
+        *lock(&self.turn) = turn;
+        self.thread.unpark();
+    }
+
+    /// Parks until told to lead or given an outcome.
+    fn wait(&self) -> Turn {
+        loop {
+            let turn = std::mem::replace(&mut *lock(&self.turn), Turn::Waiting);
+            if !matches!(turn, Turn::Waiting) {
+                return turn;
+            }
+            // A wake-up that raced ahead of the park makes it return at once.
+            std::thread::park();
+        }
     }
 }
 
@@ -42,19 +71,20 @@ struct Request {
     sync: bool,
     /// Switch to a new memtable even if the current one is not full (a flush was asked for).
     force_switch: bool,
-    slot: Arc<Slot>,
+    waiter: Arc<Waiter>,
 }
 
 #[derive(Default)]
 struct QueueState {
     pending: VecDeque<Request>,
+    /// A leader is committing; while it is, the queue is handed from leader to leader and is
+    /// never empty-with-no-leader.
     leader_active: bool,
 }
 
 /// The writers' queue and the WAL only its leader touches.
 pub(crate) struct WriteQueue {
     queue: Mutex<QueueState>,
-    turn: Condvar,
     wal: Mutex<WalWriter>,
 }
 
@@ -62,7 +92,6 @@ impl WriteQueue {
     pub fn new(wal: WalWriter) -> Self {
         WriteQueue {
             queue: Mutex::new(QueueState::default()),
-            turn: Condvar::new(),
             wal: Mutex::new(wal),
         }
     }
@@ -109,48 +138,57 @@ pub(crate) fn flush(inner: &DbInner) -> Result<()> {
 fn submit(inner: &DbInner, batch: WriteBatch, sync: bool, force_switch: bool) -> Result<()> {
     inner.check_poison()?;
     let q = &inner.writer;
-    let slot = Arc::new(Slot::default());
+    let me = Arc::new(Waiter::new());
     let mut st = lock(&q.queue);
     st.pending.push_back(Request {
         batch,
         sync,
         force_switch,
-        slot: Arc::clone(&slot),
+        waiter: Arc::clone(&me),
     });
-    loop {
-        if let Some(r) = slot.take() {
-            return r;
+    if st.leader_active {
+        drop(st);
+        match me.wait() {
+            Turn::Done(r) => return r,
+            Turn::Lead => st = lock(&q.queue),
+            Turn::Waiting => unreachable!("wait returns only a decision"),
         }
-        if !st.leader_active {
-            st.leader_active = true;
-            let mut group = Vec::new();
-            let mut bytes = 0;
-            while let Some(r) = st.pending.front() {
-                if !group.is_empty() && bytes + r.batch.encoded_len() > MAX_GROUP_BYTES {
-                    break;
-                }
-                bytes += r.batch.encoded_len();
-                group.extend(st.pending.pop_front());
-            }
-            drop(st);
-            let result = commit_group(inner, &mut group);
-            for r in &group {
-                r.slot.set(match &result {
-                    Ok(()) => Ok(()),
-                    Err(e) if Arc::ptr_eq(&r.slot, &slot) => Err(clone_error(e)),
-                    Err(e) => Err(Error::Poisoned(e.to_string())),
-                });
-            }
-            st = lock(&q.queue);
-            st.leader_active = false;
-            q.turn.notify_all();
-            continue;
-        }
-        st = q.turn.wait(st).unwrap_or_else(|p| p.into_inner());
+    } else {
+        st.leader_active = true;
     }
+
+    // This writer leads: its request is at the front of the queue, so the group includes it.
+    let mut group = Vec::new();
+    let mut bytes = 0;
+    while let Some(r) = st.pending.front() {
+        if !group.is_empty() && bytes + r.batch.encoded_len() > MAX_GROUP_BYTES {
+            break;
+        }
+        bytes += r.batch.encoded_len();
+        group.extend(st.pending.pop_front());
+    }
+    drop(st);
+    let result = commit_group(inner, &mut group);
+    for r in &group {
+        if !Arc::ptr_eq(&r.waiter, &me) {
+            r.waiter.tell(Turn::Done(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(clone_error(e)),
+            }));
+        }
+    }
+    // Hand the queue to the writer now at its front, or stand down if nobody is waiting.
+    let mut st = lock(&q.queue);
+    match st.pending.front() {
+        Some(next) => next.waiter.tell(Turn::Lead),
+        None => st.leader_active = false,
+    }
+    drop(st);
+    result
 }
 
-/// Errors are not `Clone` (they carry `io::Error`); the leader keeps the kind where it can.
+/// Errors are not `Clone` (they carry `io::Error`); the group's other writers get the kind
+/// where it can be kept.
 fn clone_error(e: &Error) -> Error {
     match e {
         Error::Io { path, source } => Error::io(
