@@ -3,9 +3,9 @@
 //! `RaftNetworkFactory` of one group, whose RPCs carry the group id.
 //!
 //! Requests and replies are openraft's own types encoded with postcard inside the
-//! `strata.raft.v1` messages. A peer that cannot be reached is reported as `Unreachable`, so
-//! openraft backs off instead of retrying in a tight loop; every RPC is bounded by openraft's
-//! time-to-live for it, so a dead peer costs a timer, not a stuck task.
+//! `strata.raft.v1` messages. A peer that cannot be connected to is reported as `Unreachable`,
+//! so openraft backs off instead of retrying in a tight loop; every RPC is bounded by
+//! openraft's time-to-live for it, so a dead or stopped peer costs a timer, not a stuck task.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -218,18 +218,20 @@ impl PeerClient {
                 Rpc::Snapshot => client.install_snapshot(request).await,
             }
         };
+        // Only a peer that cannot be connected to is `Unreachable` (openraft then backs off
+        // for a while). A reply slower than the time-to-live is a `Network` error that is
+        // retried at once: under load a follower's synced append can outlast one heartbeat
+        // interval, and backing off then stalled replication and lost leaders.
         let reply: RaftReply = match tokio::time::timeout(ttl, fut).await {
             Err(_) => {
-                return Err(RPCError::Unreachable(Unreachable::new(&TransportError(
+                return Err(RPCError::Network(NetworkError::new(&TransportError(
                     format!("no reply from node {} within {ttl:?}", self.target),
                 ))));
             }
             Ok(Err(status)) => {
                 let err = TransportError(format!("node {}: {status}", self.target));
                 return Err(match status.code() {
-                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
-                        RPCError::Unreachable(Unreachable::new(&err))
-                    }
+                    tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&err)),
                     _ => RPCError::Network(NetworkError::new(&err)),
                 });
             }
