@@ -93,8 +93,10 @@ pub struct BenchArgs {
     pub engine: EngineKind,
 
     /// Run against a server instead of an engine in this process: `grpc://HOST:PORT` (Strata's
-    /// gRPC API) or `redis://HOST:PORT` (any Redis-protocol server). One connection per thread;
-    /// the server's store is used as it is (never wiped), and engine flags do not apply.
+    /// gRPC API), `redis://HOST:PORT` (any Redis-protocol server) or `etcd://HOST:PORT` (an
+    /// etcd v3 cluster, for comparison). gRPC and etcd targets may list a cluster's members,
+    /// comma-separated, to spread the threads over them. One connection per thread; the
+    /// server's store is used as it is (never wiped), and engine flags do not apply.
     #[arg(long, value_name = "URL")]
     pub target: Option<Target>,
 

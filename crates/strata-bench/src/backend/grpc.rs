@@ -2,11 +2,14 @@
 //!
 //! Each benchmark thread gets its own [`Grpc`] (see [`Backend::thread_client`]): its own
 //! connection and a small current-thread runtime that it blocks on for every call, as a
-//! synchronous client would. Every write the server acknowledges is synced (through its group
-//! commit), so `sync = false` cannot be honoured and `fillsync` measures what every write costs.
+//! synchronous client would. Given several members of a cluster, the threads are spread over
+//! them round-robin (each member forwards what it does not lead). Every write the server
+//! acknowledges is synced (through its group commit), so `sync = false` cannot be honoured and
+//! `fillsync` measures what every write costs.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use strata_client::{Batch, Client, ClientOptions};
 use tokio::runtime::Runtime;
@@ -22,6 +25,21 @@ pub struct Grpc {
     client: Client,
     addr: String,
     opts: ClientOptions,
+    endpoints: Arc<Endpoints>,
+}
+
+/// The servers' addresses and the next one to hand a thread.
+#[derive(Debug)]
+struct Endpoints {
+    addrs: Vec<String>,
+    next: AtomicUsize,
+}
+
+impl Endpoints {
+    fn next(&self) -> &str {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.addrs[i % self.addrs.len()]
+    }
 }
 
 impl std::fmt::Debug for Grpc {
@@ -30,15 +48,19 @@ impl std::fmt::Debug for Grpc {
     }
 }
 
-/// Connects to the server at `addr` (checking it answers), with `token` when given.
-pub fn open(addr: &str, token: Option<&str>) -> Result<Opened> {
+/// Connects to the first server of `addrs` (checking it answers), with `token` when given.
+pub fn open(addrs: &[String], token: Option<&str>) -> Result<Opened> {
     let opts = ClientOptions {
         token: token.map(str::to_owned),
         // A benchmark reports failures rather than hiding them behind retries.
         max_retries: 0,
         ..ClientOptions::default()
     };
-    let first = Grpc::connect(addr, opts)?;
+    let endpoints = Arc::new(Endpoints {
+        addrs: addrs.to_vec(),
+        next: AtomicUsize::new(0),
+    });
+    let first = Grpc::connect(endpoints, opts)?;
     first.call("status", first.client.status())?;
     Ok(Opened {
         backend: Arc::new(first),
@@ -50,19 +72,21 @@ pub fn open(addr: &str, token: Option<&str>) -> Result<Opened> {
 }
 
 impl Grpc {
-    fn connect(addr: &str, opts: ClientOptions) -> Result<Grpc> {
+    fn connect(endpoints: Arc<Endpoints>, opts: ClientOptions) -> Result<Grpc> {
+        let addr = endpoints.next().to_owned();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::backend(NAME, "start runtime", e))?;
         let client = runtime
-            .block_on(Client::connect(addr, opts.clone()))
+            .block_on(Client::connect(&addr, opts.clone()))
             .map_err(|e| Error::backend(NAME, "connect", e))?;
         Ok(Grpc {
             runtime,
             client,
-            addr: addr.to_owned(),
+            addr,
             opts,
+            endpoints,
         })
     }
 
@@ -127,7 +151,7 @@ impl Backend for Grpc {
 
     fn thread_client(&self) -> Result<Option<Box<dyn Backend>>> {
         Ok(Some(Box::new(Grpc::connect(
-            &self.addr,
+            Arc::clone(&self.endpoints),
             self.opts.clone(),
         )?)))
     }

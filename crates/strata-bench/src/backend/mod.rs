@@ -8,6 +8,7 @@
 //! [`Backend::thread_client`], as independent clients would have.
 
 pub mod embedded;
+pub mod etcd;
 #[cfg(feature = "fjall")]
 pub mod fjall;
 pub mod grpc;
@@ -130,8 +131,9 @@ pub struct Opened {
 /// Connects to the server `target`, presenting `token` when given.
 pub fn open_target(target: &Target, token: Option<&str>) -> Result<Opened> {
     match target {
-        Target::Grpc(addr) => grpc::open(addr, token),
+        Target::Grpc(_) => grpc::open(&target.addrs(), token),
         Target::Redis(addr) => resp::open(addr, token),
+        Target::Etcd(_) => etcd::open(&target.addrs()),
     }
 }
 

@@ -1,5 +1,6 @@
-//! [`Target`]: the server a remote benchmark runs against, from `--target grpc://HOST:PORT` or
-//! `--target redis://HOST:PORT`.
+//! [`Target`]: the server a remote benchmark runs against, from `--target grpc://HOST:PORT`,
+//! `--target redis://HOST:PORT` or `--target etcd://HOST:PORT`. A gRPC or etcd target may list
+//! several members of a cluster (`grpc://A:1,B:2,C:3`): client threads are spread over them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -7,10 +8,12 @@ use std::str::FromStr;
 /// A server under test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// Strata's gRPC API at `host:port`.
+    /// Strata's gRPC API at `host:port` (or several, comma-separated).
     Grpc(String),
     /// A Redis-protocol server (Strata's RESP port, or redis-server) at `host:port`.
     Redis(String),
+    /// An etcd v3 cluster's gRPC API at `host:port` (or several, comma-separated).
+    Etcd(String),
 }
 
 impl Target {
@@ -19,14 +22,20 @@ impl Target {
         match self {
             Target::Grpc(_) => "grpc",
             Target::Redis(_) => "redis",
+            Target::Etcd(_) => "etcd",
         }
     }
 
-    /// The `host:port` part.
+    /// The `host:port` part, as given (comma-separated when it lists several members).
     pub fn addr(&self) -> &str {
         match self {
-            Target::Grpc(a) | Target::Redis(a) => a,
+            Target::Grpc(a) | Target::Redis(a) | Target::Etcd(a) => a,
         }
+    }
+
+    /// Every `host:port` the target lists.
+    pub fn addrs(&self) -> Vec<String> {
+        self.addr().split(',').map(str::to_owned).collect()
     }
 }
 
@@ -34,19 +43,21 @@ impl FromStr for Target {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (scheme, rest) = s.split_once("://").ok_or_else(|| {
-            format!("{s:?} has no scheme: use grpc://HOST:PORT or redis://HOST:PORT")
-        })?;
+        const SCHEMES: &str = "grpc://HOST:PORT, redis://HOST:PORT or etcd://HOST:PORT";
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| format!("{s:?} has no scheme: use {SCHEMES}"))?;
         let addr = rest.trim_end_matches('/');
-        if addr.is_empty() || !addr.contains(':') {
+        if addr.split(',').any(|a| a.is_empty() || !a.contains(':')) {
             return Err(format!("{s:?} needs HOST:PORT after the scheme"));
         }
+        let several = addr.contains(',');
         match scheme {
             "grpc" => Ok(Target::Grpc(addr.to_owned())),
+            "etcd" => Ok(Target::Etcd(addr.to_owned())),
+            "redis" if several => Err(format!("{s:?}: a redis target takes one HOST:PORT")),
             "redis" => Ok(Target::Redis(addr.to_owned())),
-            other => Err(format!(
-                "unknown scheme {other:?}: use grpc://HOST:PORT or redis://HOST:PORT"
-            )),
+            other => Err(format!("unknown scheme {other:?}: use {SCHEMES}")),
         }
     }
 }
@@ -73,5 +84,16 @@ mod tests {
         assert!("127.0.0.1:7400".parse::<Target>().is_err());
         assert!("http://127.0.0.1:7400".parse::<Target>().is_err());
         assert!("grpc://".parse::<Target>().is_err());
+    }
+
+    #[test]
+    fn cluster_targets_list_their_members() {
+        let t: Target = "etcd://127.0.0.1:2379,127.0.0.1:22379".parse().unwrap();
+        assert_eq!(t.addrs(), ["127.0.0.1:2379", "127.0.0.1:22379"]);
+        assert_eq!(t.to_string(), "etcd://127.0.0.1:2379,127.0.0.1:22379");
+        let g: Target = "grpc://a:1,b:2".parse().unwrap();
+        assert_eq!(g.addrs(), ["a:1", "b:2"]);
+        assert!("grpc://a:1,".parse::<Target>().is_err());
+        assert!("redis://a:1,b:2".parse::<Target>().is_err());
     }
 }

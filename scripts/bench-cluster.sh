@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Starts a 3-node Strata cluster and a 3-member etcd cluster side by side on loopback, runs the
+# same `strata bench` workloads against each (writes from 1 and from 64 clients, then
+# linearizable reads from 64 clients), alternating between the two systems, and prints one table
+# with Strata's ratio to etcd. Compare figures only within one run: both clusters share this
+# machine's cores and disk, whose sync latency swings by an order of magnitude.
+#
+#   scripts/bench-cluster.sh                     # the BENCHMARKS.md run
+#   scripts/bench-cluster.sh --duration 3        # a quick smoke run
+#
+# Options: --duration SECS per phase (default 15), --partitions P (Strata, default 8),
+# --clients N (default 64), --out DIR (default target/bench-cluster/<time>). Needs `etcd`
+# (Debian: etcd-server) and python3. Every client writes 16-byte keys and 100-byte values over
+# a keyspace of 100,000 keys; every write is acknowledged after a majority has synced it; reads
+# are linearizable on both systems (Strata's default; etcd's `serializable = false`). Clients
+# are spread round-robin over the three members of each cluster, which forward to leaders.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=15
+PARTITIONS=8
+CLIENTS=64
+OUT="target/bench-cluster/$(date +%Y%m%d-%H%M%S)"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION="$2"; shift 2 ;;
+    --partitions) PARTITIONS="$2"; shift 2 ;;
+    --clients) CLIENTS="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+if ! command -v etcd >/dev/null 2>&1; then
+  echo "etcd not found: apt-get install -y etcd-server" >&2
+  exit 1
+fi
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+RESULTS="$OUT/results.jsonl"
+: >"$RESULTS"
+
+echo "== building (release)" >&2
+cargo build --release -q -p strata-cli
+STRATA="${CARGO_TARGET_DIR:-target}/release/strata"
+
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# Strata: gRPC 27401-27403, RESP 27381-27383, HTTP 27481-27483.
+PEERS="1=127.0.0.1:27401,2=127.0.0.1:27402,3=127.0.0.1:27403"
+for i in 1 2 3; do
+  "$STRATA" server --data "$OUT/strata$i" --node-id "$i" --peers "$PEERS" \
+    --partitions "$PARTITIONS" --grpc "127.0.0.1:2740$i" --redis "127.0.0.1:2738$i" \
+    --http "127.0.0.1:2748$i" >"$OUT/strata$i.out" 2>"$OUT/strata$i.err" &
+  PIDS+=($!)
+done
+# etcd: clients 27371-27373, peers 27391-27393.
+INITIAL="e1=http://127.0.0.1:27391,e2=http://127.0.0.1:27392,e3=http://127.0.0.1:27393"
+for i in 1 2 3; do
+  etcd --name "e$i" --data-dir "$OUT/etcd$i" \
+    --listen-client-urls "http://127.0.0.1:2737$i" --advertise-client-urls "http://127.0.0.1:2737$i" \
+    --listen-peer-urls "http://127.0.0.1:2739$i" --initial-advertise-peer-urls "http://127.0.0.1:2739$i" \
+    --initial-cluster "$INITIAL" --initial-cluster-state new \
+    --initial-cluster-token strata-bench-cluster >"$OUT/etcd$i.log" 2>&1 &
+  PIDS+=($!)
+done
+
+STRATA_TARGET="grpc://127.0.0.1:27401,127.0.0.1:27402,127.0.0.1:27403"
+ETCD_TARGET="etcd://127.0.0.1:27371,127.0.0.1:27372,127.0.0.1:27373"
+COMMON=(--key-size 16 --value-size 100 --num 100000 --duration "$DURATION" --json)
+
+# Both clusters are ready when a single write goes through (bounded: 60 tries, 1 s apart).
+wait_ready() {
+  local target="$1"
+  for _ in $(seq 60); do
+    if "$STRATA" bench --target "$target" --benchmarks fillrandom --num 1 --threads 1 \
+      --json >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 1
+  done
+  echo "$target did not become ready; logs in $OUT" >&2
+  exit 1
+}
+echo "== waiting for both clusters" >&2
+wait_ready "$STRATA_TARGET"
+wait_ready "$ETCD_TARGET"
+
+run() {
+  local system="$1" target="$2" threads="$3" workload="$4"
+  echo "== $system: $workload, $threads clients" >&2
+  "$STRATA" bench --target "$target" --benchmarks "$workload" --threads "$threads" "${COMMON[@]}" \
+    2>>"$OUT/bench.err" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    r["system"] = sys.argv[1]
+    print(json.dumps(r))
+' "$system" >>"$RESULTS"
+}
+
+# Alternate the systems phase by phase so that a slow spell of the disk hits both.
+for phase in "1 fillrandom" "$CLIENTS fillrandom" "$CLIENTS readrandom"; do
+  set -- $phase
+  run strata "$STRATA_TARGET" "$1" "$2"
+  run etcd "$ETCD_TARGET" "$1" "$2"
+done
+
+echo "== results in $RESULTS" >&2
+python3 - "$RESULTS" "$PARTITIONS" "$DURATION" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print(f"3 nodes each, loopback; Strata {sys.argv[2]} partitions; {sys.argv[3]} s per phase; "
+      "16-byte keys, 100-byte values")
+head = (f"{'workload':<12}{'clients':>8}{'strata ops/s':>14}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'etcd ops/s':>12}{'p50 ms':>8}{'p99 ms':>8}{'ratio':>8}")
+print(head)
+print("-" * len(head))
+def fig(system, workload, threads):
+    for r in rows:
+        if (r["system"], r["workload"], r["threads"]) == (system, workload, threads):
+            return r
+    return None
+seen = []
+for r in rows:
+    key = (r["workload"], r["threads"])
+    if key in seen:
+        continue
+    seen.append(key)
+    s, e = fig("strata", *key), fig("etcd", *key)
+    cells = []
+    for x, width in ((s, 14), (e, 12)):
+        if x:
+            cells.append(f"{x['ops_per_sec']:>{width}.0f}"
+                         f"{x['p50_us'] / 1000:>8.1f}{x['p99_us'] / 1000:>8.1f}")
+        else:
+            cells.append(f"{'-':>{width}}{'-':>8}{'-':>8}")
+    ratio = f"{s['ops_per_sec'] / e['ops_per_sec']:.2f}x" if s and e else "-"
+    print(f"{key[0]:<12}{key[1]:>8}{cells[0]}{cells[1]}{ratio:>8}")
+PY
