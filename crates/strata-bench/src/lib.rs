@@ -8,8 +8,9 @@
 //! measurements of the machine sit beside them so that figures can be judged in the same run:
 //! `rawsync`, the disk's raw `fdatasync` rate, and `coldread`, GETs whose files were evicted
 //! from the page cache. Backends: Strata's engine in process, and fjall behind the `fjall`
-//! feature; remote targets (`--target grpc://HOST:PORT` or `redis://HOST:PORT`) run the same
-//! workloads over one connection per thread.
+//! feature; remote targets (`--target grpc://HOST:PORT`, `redis://HOST:PORT`, or an etcd
+//! cluster for comparison, `etcd://HOST:PORT,...`) run the same workloads over one connection
+//! per thread.
 //!
 //! ```
 //! use strata_bench::{BenchArgs, RunOptions, run};
@@ -32,8 +33,8 @@
 //! - [`args`]: [`BenchArgs`], the flags (a clap `Args` struct the CLI flattens).
 //! - [`workload`]: the [`Workload`]s and their db_bench/YCSB semantics.
 //! - [`runner`]: [`run`]: threads, timing, store lifecycle; [`run_and_report`] prints too.
-//! - [`backend`]: the [`Backend`] trait; `embedded` (Strata) and `fjall` engines, `grpc` and
-//!   `resp` remote backends, the [`Target`] of a remote run.
+//! - [`backend`]: the [`Backend`] trait; `embedded` (Strata) and `fjall` engines, `grpc`,
+//!   `resp` and `etcd` remote backends, the [`Target`] of a remote run.
 //! - [`keys`]: db_bench's key format and value generator.
 //! - [`dist`]: the random generator, uniform and YCSB zipfian key choice.
 //! - [`histogram`]: per-thread latency histograms and their merge.
