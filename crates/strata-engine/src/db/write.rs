@@ -24,8 +24,6 @@ const MAX_GROUP_BYTES: usize = 4 << 20;
 
 /// What a queued writer is told when it is woken.
 enum Turn {
-    /// Still queued behind a leader.
-    Waiting,
     /// The previous leader handed over: take the queue and commit it.
     Lead,
     /// A leader committed this writer's batch with this outcome.
@@ -37,27 +35,26 @@ enum Turn {
 /// per member rather than waking every queued writer to look for its result.
 struct Waiter {
     thread: std::thread::Thread,
-    turn: Mutex<Turn>,
+    turn: Mutex<Option<Turn>>,
 }
 
 impl Waiter {
     fn new() -> Self {
         Waiter {
             thread: std::thread::current(),
-            turn: Mutex::new(Turn::Waiting),
+            turn: Mutex::new(None),
         }
     }
 
     fn tell(&self, turn: Turn) {
-        *lock(&self.turn) = turn;
+        *lock(&self.turn) = Some(turn);
         self.thread.unpark();
     }
 
     /// Parks until told to lead or given an outcome.
     fn wait(&self) -> Turn {
         loop {
-            let turn = std::mem::replace(&mut *lock(&self.turn), Turn::Waiting);
-            if !matches!(turn, Turn::Waiting) {
+            if let Some(turn) = lock(&self.turn).take() {
                 return turn;
             }
             // A wake-up that raced ahead of the park makes it return at once.
@@ -151,7 +148,6 @@ fn submit(inner: &DbInner, batch: WriteBatch, sync: bool, force_switch: bool) ->
         match me.wait() {
             Turn::Done(r) => return r,
             Turn::Lead => st = lock(&q.queue),
-            Turn::Waiting => unreachable!("wait returns only a decision"),
         }
     } else {
         st.leader_active = true;
