@@ -335,4 +335,15 @@ impl Client {
         });
         self.attempt(admin.compact(req)).await
     }
+
+    /// Writes the server's memtable to a table file, returning once it is flushed. Retried
+    /// when idempotent retries are on (a second flush of an empty memtable costs nothing).
+    pub async fn flush(&self) -> Result<pb::FlushResponse> {
+        self.idempotent(|| async {
+            let mut admin = self.admin.clone();
+            let req = self.request(pb::FlushRequest {});
+            self.attempt(admin.flush(req)).await
+        })
+        .await
+    }
 }

@@ -20,9 +20,6 @@ pub enum BackendError {
         #[source]
         source: strata_client::Error,
     },
-    /// The operation does not exist on this backend.
-    #[error("{0}")]
-    Unsupported(&'static str),
 }
 
 /// One `(key, value)` pair from a scan.

@@ -110,4 +110,23 @@ impl pb::admin_server::Admin for AdminApi {
             .map_err(|e| status(&e));
         observe("compact", start, res)
     }
+
+    async fn flush(
+        &self,
+        _req: Request<pb::FlushRequest>,
+    ) -> Result<Response<pb::FlushResponse>, Status> {
+        let start = Instant::now();
+        let res = self
+            .shared
+            .kv
+            .flush()
+            .await
+            .map(|()| {
+                Response::new(pb::FlushResponse {
+                    duration_micros: u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+                })
+            })
+            .map_err(|e| status(&e));
+        observe("flush", start, res)
+    }
 }

@@ -151,10 +151,7 @@ impl Backend for Remote {
     }
 
     fn flush(&self) -> Result<(), BackendError> {
-        Err(BackendError::Unsupported(
-            "FLUSH is not available over the network: the server flushes on its own, and \
-             COMPACT flushes first",
-        ))
+        self.block_on(self.client.flush()).map(|_| ())
     }
 
     fn compact(
