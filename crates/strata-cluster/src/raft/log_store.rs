@@ -4,10 +4,12 @@
 //! Durability contract: `save_vote`, `append` and `truncate` return (and `append` signals its
 //! callback) only after a synced engine write, so a vote or an entry reported durable survives a
 //! crash. Every group on a node shares the engine's write-ahead log, so concurrent appends of
-//! different groups share one `fdatasync` through the engine's group commit. `save_committed` and
-//! `purge` are written without a sync of their own: the WAL is ordered, so they become durable
-//! with the next synced write, and losing them only makes a restarted node re-apply or keep a
-//! few more entries.
+//! different groups share one `fdatasync` through the engine's group commit. `purge` is written
+//! without a sync of its own: the WAL is ordered, so it becomes durable with the next synced
+//! write. `save_committed` writes nothing at once: openraft awaits it on its core task at every
+//! commit, and a write there would wait for whatever sync is in flight. The committed id is kept
+//! in memory and rides in the next append's batch (and `purge`'s); losing the latest one only
+//! makes a restarted node learn it again from the leader.
 
 #![expect(
     clippy::result_large_err,
@@ -50,6 +52,9 @@ pub struct LogStore {
 struct Tail {
     last_purged: Option<LogId<NodeId>>,
     last: Option<LogId<NodeId>>,
+    /// The latest committed id openraft saved, and whether it is newer than the stored one.
+    committed: Option<LogId<NodeId>>,
+    committed_dirty: bool,
 }
 
 fn entry_key(group: GroupId, index: u64) -> Vec<u8> {
@@ -73,6 +78,9 @@ impl LogStore {
     pub fn open(db: Arc<Db>, group: GroupId) -> Result<Self, StorageError> {
         let last_purged = read_value::<LogId<NodeId>>(&db, &raft_key(group, PURGED, &[]))
             .map_err(|e| storage_error(ErrorSubject::Logs, ErrorVerb::Read, &Boxed(e)))?;
+        let committed = read_value::<Option<LogId<NodeId>>>(&db, &raft_key(group, COMMITTED, &[]))
+            .map(Option::flatten)
+            .map_err(|e| storage_error(ErrorSubject::Store, ErrorVerb::Read, &Boxed(e)))?;
         let mut last = last_purged;
         let iter = db
             .range(Some(&entry_key(group, 0)), Some(&entries_end(group)))
@@ -85,7 +93,12 @@ impl LogStore {
         Ok(LogStore {
             db,
             group,
-            tail: Arc::new(Mutex::new(Tail { last_purged, last })),
+            tail: Arc::new(Mutex::new(Tail {
+                last_purged,
+                last,
+                committed,
+                committed_dirty: false,
+            })),
         })
     }
 
@@ -97,6 +110,23 @@ impl LogStore {
         if let Ok(mut t) = self.tail.lock() {
             f(&mut t);
         }
+    }
+
+    /// Adds the committed id saved since the last write, if any, to `batch`.
+    fn add_committed(&self, batch: &mut WriteBatch) -> Result<(), StorageError> {
+        let Some(committed) = self
+            .tail
+            .lock()
+            .ok()
+            .and_then(|mut t| std::mem::take(&mut t.committed_dirty).then_some(t.committed))
+        else {
+            return Ok(());
+        };
+        let bytes = encode(&committed).map_err(io(ErrorSubject::Store, ErrorVerb::Write))?;
+        batch
+            .put(raft_key(self.group, COMMITTED, &[]), bytes)
+            .map_err(io(ErrorSubject::Store, ErrorVerb::Write))?;
+        Ok(())
     }
 
     /// Runs a blocking engine write off the async runtime.
@@ -197,19 +227,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError> {
-        let mut batch = WriteBatch::new();
-        let bytes = encode(&committed).map_err(io(ErrorSubject::Store, ErrorVerb::Write))?;
-        batch
-            .put(raft_key(self.group, COMMITTED, &[]), bytes)
-            .map_err(io(ErrorSubject::Store, ErrorVerb::Write))?;
-        self.write(batch, WriteOptions::no_sync(), ErrorSubject::Store)
-            .await
+        self.set_tail(|t| {
+            t.committed = committed;
+            t.committed_dirty = true;
+        });
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError> {
-        read_value::<Option<LogId<NodeId>>>(&self.db, &raft_key(self.group, COMMITTED, &[]))
-            .map(Option::flatten)
-            .map_err(|e| storage_error(ErrorSubject::Store, ErrorVerb::Read, &Boxed(e)))
+        Ok(self.tail().committed)
     }
 
     async fn append<I>(
@@ -234,6 +260,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             callback.log_io_completed(Ok(()));
             return Ok(());
         }
+        self.add_committed(&mut batch)?;
         let db = Arc::clone(&self.db);
         let result = tokio::task::spawn_blocking(move || db.write(batch, WriteOptions::default()))
             .await
@@ -288,6 +315,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         batch
             .delete_range(entry_key(self.group, 0), end)
             .map_err(io(ErrorSubject::Logs, ErrorVerb::Write))?;
+        self.add_committed(&mut batch)?;
         self.write(batch, WriteOptions::no_sync(), ErrorSubject::Logs)
             .await?;
         self.set_tail(|t| {
