@@ -9,11 +9,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::runtime::Runtime;
 use tonic::transport::Channel;
 
+use super::target::Endpoints;
 use super::{Backend, Opened};
 use crate::error::{Error, Result};
 use crate::workload::Workload;
@@ -35,34 +35,17 @@ pub struct Etcd {
     endpoints: Arc<Endpoints>,
 }
 
-/// The members' addresses and the next one to hand a thread.
-#[derive(Debug)]
-struct Endpoints {
-    addrs: Vec<String>,
-    next: AtomicUsize,
-}
-
-impl Endpoints {
-    fn next(&self) -> &str {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        &self.addrs[i % self.addrs.len()]
-    }
-}
-
 impl std::fmt::Debug for Etcd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Etcd")
-            .field("endpoints", &self.endpoints.addrs)
+            .field("endpoints", &self.endpoints)
             .finish()
     }
 }
 
 /// Connects to the first of `addrs` and checks that it answers a read.
 pub fn open(addrs: &[String]) -> Result<Opened> {
-    let endpoints = Arc::new(Endpoints {
-        addrs: addrs.to_vec(),
-        next: AtomicUsize::new(0),
-    });
+    let endpoints = Arc::new(Endpoints::new(addrs));
     let first = Etcd::connect(Arc::clone(&endpoints))?;
     first.get(b"strata-bench-probe")?;
     Ok(Opened {

@@ -9,11 +9,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use strata_client::{Batch, Client, ClientOptions};
 use tokio::runtime::Runtime;
 
+use super::target::Endpoints;
 use super::{Backend, Opened};
 use crate::error::{Error, Result};
 
@@ -26,20 +26,6 @@ pub struct Grpc {
     addr: String,
     opts: ClientOptions,
     endpoints: Arc<Endpoints>,
-}
-
-/// The servers' addresses and the next one to hand a thread.
-#[derive(Debug)]
-struct Endpoints {
-    addrs: Vec<String>,
-    next: AtomicUsize,
-}
-
-impl Endpoints {
-    fn next(&self) -> &str {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        &self.addrs[i % self.addrs.len()]
-    }
 }
 
 impl std::fmt::Debug for Grpc {
@@ -56,10 +42,7 @@ pub fn open(addrs: &[String], token: Option<&str>) -> Result<Opened> {
         max_retries: 0,
         ..ClientOptions::default()
     };
-    let endpoints = Arc::new(Endpoints {
-        addrs: addrs.to_vec(),
-        next: AtomicUsize::new(0),
-    });
+    let endpoints = Arc::new(Endpoints::new(addrs));
     let first = Grpc::connect(endpoints, opts)?;
     first.call("status", first.client.status())?;
     Ok(Opened {

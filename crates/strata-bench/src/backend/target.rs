@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A server under test.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,30 @@ impl Target {
     /// Every `host:port` the target lists.
     pub fn addrs(&self) -> Vec<String> {
         self.addr().split(',').map(str::to_owned).collect()
+    }
+}
+
+/// A cluster's member addresses, handed out round-robin: the `grpc` and `etcd` backends give
+/// each client thread the next one.
+#[derive(Debug)]
+pub(crate) struct Endpoints {
+    addrs: Vec<String>,
+    next: AtomicUsize,
+}
+
+impl Endpoints {
+    /// Round-robin over `addrs`, which must not be empty (a parsed [`Target`] never is).
+    pub(crate) fn new(addrs: &[String]) -> Self {
+        Endpoints {
+            addrs: addrs.to_vec(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The address for the next client.
+    pub(crate) fn next(&self) -> &str {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.addrs[i % self.addrs.len()]
     }
 }
 
