@@ -19,6 +19,7 @@ use tonic::transport::Channel;
 
 use crate::Error;
 use crate::partition::{PartitionId, data_key, group_of};
+use crate::raft::group::Group;
 use crate::raft::types::{Command, NodeId, Response, TypeConfig, decode, encode};
 use strata_proto::raft_v1::raft_client::RaftClient;
 
@@ -121,15 +122,15 @@ pub async fn leader_read_index(
     }
 }
 
-/// Linearizable reads of `keys` (of `partition`) on the leader `raft`: the read barrier, then
-/// the local replica.
+/// Linearizable reads of `keys` (of the group's partition) on its leader: the (coalesced) read
+/// barrier, then the local replica.
 pub async fn leader_read(
-    raft: &Raft<TypeConfig>,
+    group: &Arc<Group>,
     db: &Arc<Db>,
-    partition: PartitionId,
     keys: Vec<Vec<u8>>,
 ) -> Result<Vec<Option<Vec<u8>>>, ForwardError> {
-    leader_read_index(raft, partition).await?;
+    group.read_index().await?;
+    let partition = group.partition();
     let db = Arc::clone(db);
     tokio::task::spawn_blocking(move || {
         keys.iter()

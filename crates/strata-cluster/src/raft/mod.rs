@@ -7,6 +7,8 @@
 //! - [`state_machine`]: a partition's key range, its applied index and its snapshots.
 //! - [`snapshot_codec`]: the byte format of a partition snapshot.
 //! - [`forward`]: request forwarding from any node to a partition's leader.
+//! - [`group`]: [`Group`](group::Group), one partition group: its openraft instance and the
+//!   coalescing of concurrent writes and read barriers on its leader.
 //! - [`network`]: the client side of the transport, one channel per peer shared by all groups.
 //! - [`service`]: the `strata.raft.v1.Raft` gRPC service, routing requests by group id.
 //! - [`node`]: [`RaftNode`](node::RaftNode), all the groups of one node and the request path.
@@ -14,6 +16,7 @@
 //! - [`kv`]: [`RaftKv`](kv::RaftKv), the cluster's [`KvService`](crate::KvService).
 
 pub mod forward;
+pub mod group;
 pub mod kv;
 pub mod log_store;
 pub mod network;

@@ -20,12 +20,13 @@ use crate::partition::{
     AllNodes, PartitionId, PartitionMap, Placement, data_key, data_range, group_of, user_key,
 };
 use crate::raft::forward::{self, ForwardError, ForwardRpc};
+use crate::raft::group::Group;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{GroupNetwork, PeerConnector, Peers};
 use crate::raft::service::{RaftService, Router};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::status::{ClusterStatus, PartitionStatus};
-use crate::raft::types::{Command, Node, NodeId, Response, TypeConfig};
+use crate::raft::types::{Command, Node, NodeId, Response};
 use crate::{Error, Result};
 
 /// How a node runs its Raft groups.
@@ -108,7 +109,7 @@ pub struct RaftNode {
 /// Where one attempt of a request goes.
 enum Target {
     /// This node leads the partition.
-    Local(Raft<TypeConfig>),
+    Local(Arc<Group>),
     /// Another node does, reached through this client.
     Remote(NodeId, RaftClient<Channel>),
 }
@@ -136,7 +137,7 @@ impl RaftNode {
             let raft = Raft::new(config.id, Arc::clone(&raft_config), network, log, sm)
                 .await
                 .map_err(|e| Error::Internal(format!("starting raft group {group}: {e}")))?;
-            router.insert(group, raft);
+            router.insert(group, Group::new(raft, partition));
         }
         tracing::info!(
             node = config.id,
@@ -186,7 +187,7 @@ impl RaftNode {
     pub async fn bootstrap(&self) -> Result<()> {
         let ids: BTreeSet<NodeId> = self.members.keys().copied().collect();
         for partition in self.map.all() {
-            let Some(raft) = self.router.get(group_of(partition)) else {
+            let Some(group) = self.router.get(group_of(partition)) else {
                 continue;
             };
             let replicas = self.placement.replicas(partition, &ids);
@@ -196,7 +197,7 @@ impl RaftNode {
                 .filter(|(id, _)| replicas.contains(id))
                 .map(|(id, n)| (*id, n.clone()))
                 .collect();
-            match raft.initialize(nodes).await {
+            match group.raft().initialize(nodes).await {
                 Ok(()) => {}
                 Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
                     tracing::debug!(partition, "group already initialized");
@@ -211,7 +212,7 @@ impl RaftNode {
         Ok(())
     }
 
-    fn raft(&self, partition: PartitionId) -> Result<Raft<TypeConfig>> {
+    fn group(&self, partition: PartitionId) -> Result<Arc<Group>> {
         self.router
             .get(group_of(partition))
             .ok_or_else(|| Error::Unavailable(format!("partition {partition} is not on this node")))
@@ -223,7 +224,7 @@ impl RaftNode {
     async fn target(
         &self,
         partition: PartitionId,
-        raft: &Raft<TypeConfig>,
+        group: &Arc<Group>,
         hint: Option<(NodeId, String)>,
         avoid: Option<NodeId>,
         deadline: Instant,
@@ -233,7 +234,8 @@ impl RaftNode {
             _ => {
                 let wait_until = deadline.min(Instant::now() + self.leader_wait);
                 let wait = wait_until.saturating_duration_since(Instant::now());
-                let found = raft
+                let found = group
+                    .raft()
                     .wait(Some(wait))
                     .metrics(
                         |m| m.current_leader.is_some_and(|l| Some(l) != avoid),
@@ -259,7 +261,7 @@ impl RaftNode {
             }
         };
         if id == self.id {
-            return Ok(Target::Local(raft.clone()));
+            return Ok(Target::Local(Arc::clone(group)));
         }
         let addr = addr
             .or_else(|| self.members.get(&id).map(|n| n.addr.clone()))
@@ -288,13 +290,13 @@ impl RaftNode {
         F: Fn(Target) -> Fut,
         Fut: Future<Output = std::result::Result<T, ForwardError>>,
     {
-        let raft = self.raft(partition)?;
+        let group = self.group(partition)?;
         let deadline = Instant::now() + self.request_timeout;
         let (mut hint, mut avoid) = (None, None);
         let mut last = None;
         for retry in [false, true] {
             let target = self
-                .target(partition, &raft, hint.take(), avoid, deadline)
+                .target(partition, &group, hint.take(), avoid, deadline)
                 .await?;
             let target_id = match &target {
                 Target::Local(_) => self.id,
@@ -321,10 +323,11 @@ impl RaftNode {
                     leader: Some((id, addr)),
                 } if *id != target_id => hint = Some((*id, addr.clone())),
                 // A leader that could not confirm its leadership in time (a slow follower under
-                // load) most likely still leads: ask whoever leads now, which may be it again.
-                // Avoiding it made the retry wait for another leader that never came, and a
-                // healthy partition answered "no leader".
-                ForwardError::Refused(_) => {}
+                // load) most likely still leads, and a node that just stepped down to campaign
+                // (it names no leader) may well win: ask whoever leads now, which may be it
+                // again. Avoiding it made the retry wait for another leader that never came,
+                // and a healthy partition answered "no leader".
+                ForwardError::Refused(_) | ForwardError::NotLeader { .. } => {}
                 _ => avoid = Some(target_id),
             }
             tracing::debug!(partition, node = target_id, error = ?e, "retrying on another leader");
@@ -348,7 +351,7 @@ impl RaftNode {
             let cmd = cmd.clone();
             async move {
                 match target {
-                    Target::Local(raft) => forward::leader_write(&raft, partition, cmd).await,
+                    Target::Local(group) => group.write(cmd).await,
                     Target::Remote(_, client) => {
                         forward::call(client, ForwardRpc::Write, partition, &cmd).await
                     }
@@ -371,7 +374,7 @@ impl RaftNode {
             let db = Arc::clone(&self.db);
             async move {
                 match target {
-                    Target::Local(raft) => forward::leader_read(&raft, &db, partition, keys).await,
+                    Target::Local(group) => forward::leader_read(&group, &db, keys).await,
                     Target::Remote(_, client) => {
                         forward::call(client, ForwardRpc::Read, partition, &keys).await
                     }
@@ -388,15 +391,16 @@ impl RaftNode {
         let index: Option<u64> = self
             .route(partition, false, |target| async move {
                 match target {
-                    Target::Local(raft) => forward::leader_read_index(&raft, partition).await,
+                    Target::Local(group) => group.read_index().await,
                     Target::Remote(_, client) => {
                         forward::call(client, ForwardRpc::ReadIndex, partition, &()).await
                     }
                 }
             })
             .await?;
-        let raft = self.raft(partition)?;
-        raft.wait(Some(self.request_timeout))
+        self.group(partition)?
+            .raft()
+            .wait(Some(self.request_timeout))
             .applied_index_at_least(index, "read index")
             .await
             .map_err(|e| {
@@ -415,12 +419,24 @@ impl RaftNode {
 
     /// The leader of `partition` as this node knows it.
     pub fn leader(&self, partition: PartitionId) -> Option<NodeId> {
-        self.raft(partition).ok()?.metrics().borrow().current_leader
+        self.group(partition)
+            .ok()?
+            .raft()
+            .metrics()
+            .borrow()
+            .current_leader
     }
 
     /// The Raft metrics of `partition`'s group on this node (role, term, leader, indexes).
     pub fn metrics(&self, partition: PartitionId) -> Option<RaftMetrics<NodeId, Node>> {
-        Some(self.raft(partition).ok()?.metrics().borrow().clone())
+        Some(
+            self.group(partition)
+                .ok()?
+                .raft()
+                .metrics()
+                .borrow()
+                .clone(),
+        )
     }
 
     /// Role, term, leader, commit and applied index, log size and replication lag of every
@@ -465,8 +481,8 @@ impl RaftNode {
 
     /// Stops every group. The node serves nothing afterwards.
     pub async fn shutdown(&self) {
-        for raft in self.router.drain() {
-            if let Err(e) = raft.shutdown().await {
+        for group in self.router.drain() {
+            if let Err(e) = group.raft().shutdown().await {
                 tracing::warn!(node = self.id, error = %e, "raft group did not stop cleanly");
             }
         }

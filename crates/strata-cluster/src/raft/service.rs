@@ -13,15 +13,16 @@ use strata_proto::raft_v1::raft_server::{Raft as RaftRpc, RaftServer};
 use strata_proto::raft_v1::{RaftReply, RaftRequest};
 use tonic::{Request, Response, Status};
 
-use crate::partition::{GroupId, PartitionId, partition_of_group};
+use crate::partition::{GroupId, partition_of_group};
 use crate::raft::forward::{self, ForwardError};
+use crate::raft::group::Group;
 use crate::raft::network::MAX_RAFT_MESSAGE;
 use crate::raft::types::{TypeConfig, decode, encode};
 
 /// The node's Raft groups by id. Cheap to clone; clones share the table.
 #[derive(Clone, Default)]
 pub struct Router {
-    groups: Arc<RwLock<HashMap<GroupId, Raft<TypeConfig>>>>,
+    groups: Arc<RwLock<HashMap<GroupId, Arc<Group>>>>,
 }
 
 impl std::fmt::Debug for Router {
@@ -33,19 +34,19 @@ impl std::fmt::Debug for Router {
 
 impl Router {
     /// Registers `raft` as the instance of `group`.
-    pub fn insert(&self, group: GroupId, raft: Raft<TypeConfig>) {
+    pub fn insert(&self, group: GroupId, raft: Arc<Group>) {
         if let Ok(mut g) = self.groups.write() {
             g.insert(group, raft);
         }
     }
 
-    /// The instance of `group`, if this node hosts it.
-    pub fn get(&self, group: GroupId) -> Option<Raft<TypeConfig>> {
+    /// The group `group`, if this node hosts it.
+    pub fn get(&self, group: GroupId) -> Option<Arc<Group>> {
         self.groups.read().ok()?.get(&group).cloned()
     }
 
     /// Removes every group (at shutdown), returning them.
-    pub fn drain(&self) -> Vec<Raft<TypeConfig>> {
+    pub fn drain(&self) -> Vec<Arc<Group>> {
         self.groups
             .write()
             .map(|mut g| g.drain().map(|(_, r)| r).collect())
@@ -77,21 +78,18 @@ impl RaftService {
     fn group(&self, group: GroupId) -> Result<Raft<TypeConfig>, Status> {
         self.router
             .get(group)
+            .map(|g| g.raft().clone())
             .ok_or_else(|| Status::not_found(format!("raft group {group} is not on this node")))
     }
 }
 
-/// The group and partition of a forwarded request, or the refusal to send back.
-fn forwarded(
-    router: &Router,
-    group: GroupId,
-) -> Result<(Raft<TypeConfig>, PartitionId), ForwardError> {
+/// The group of a forwarded request, or the refusal to send back.
+fn forwarded(router: &Router, group: GroupId) -> Result<Arc<Group>, ForwardError> {
     let partition = partition_of_group(group)
         .ok_or_else(|| ForwardError::Failed(format!("group {group} is not a partition")))?;
-    let raft = router.get(group).ok_or_else(|| {
-        ForwardError::Refused(format!("partition {partition} is not on this node"))
-    })?;
-    Ok((raft, partition))
+    router
+        .get(group)
+        .ok_or_else(|| ForwardError::Refused(format!("partition {partition} is not on this node")))
 }
 
 fn reply<T: Serialize>(result: &T) -> Result<Response<RaftReply>, Status> {
@@ -136,7 +134,7 @@ impl RaftRpc for RaftService {
         let req = request.into_inner();
         let cmd = decode(&req.payload).map_err(bad_payload)?;
         let result = match forwarded(&self.router, req.group) {
-            Ok((raft, partition)) => forward::leader_write(&raft, partition, cmd).await,
+            Ok(group) => group.write(cmd).await,
             Err(e) => Err(e),
         };
         reply(&result)
@@ -149,7 +147,7 @@ impl RaftRpc for RaftService {
         let req = request.into_inner();
         let keys: Vec<Vec<u8>> = decode(&req.payload).map_err(bad_payload)?;
         let result = match forwarded(&self.router, req.group) {
-            Ok((raft, partition)) => forward::leader_read(&raft, &self.db, partition, keys).await,
+            Ok(group) => forward::leader_read(&group, &self.db, keys).await,
             Err(e) => Err(e),
         };
         reply(&result)
@@ -161,7 +159,7 @@ impl RaftRpc for RaftService {
     ) -> Result<Response<RaftReply>, Status> {
         let req = request.into_inner();
         let result = match forwarded(&self.router, req.group) {
-            Ok((raft, partition)) => forward::leader_read_index(&raft, partition).await,
+            Ok(group) => group.read_index().await,
             Err(e) => Err(e),
         };
         reply(&result)

@@ -324,6 +324,11 @@ impl Overlay<'_> {
                 self.cleared = true;
                 Ok(Response::Cleared)
             }
+            Command::Multi(cmds) => cmds
+                .into_iter()
+                .map(|cmd| self.apply(cmd, batch))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Response::Multi),
         }
     }
 }

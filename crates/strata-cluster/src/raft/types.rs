@@ -120,6 +120,38 @@ pub enum Command {
     },
     /// Remove every key of the partition.
     Clear,
+    /// Several independent commands in one log entry, applied in order: the leader coalesces
+    /// concurrent clients' commands so they share one append (and one fsync) on every replica.
+    /// Each keeps its own outcome ([`Response::Multi`]); none depends on another succeeding.
+    Multi(Vec<Command>),
+}
+
+impl Command {
+    /// Roughly how many bytes the command adds to a log entry.
+    pub fn approx_size(&self) -> usize {
+        match self {
+            Command::Batch { checks, writes } => {
+                let checks: usize = checks
+                    .iter()
+                    .map(|c| match c {
+                        Check::ValueEquals(k, v) => k.len() + v.len(),
+                        Check::Absent(k) | Check::Present(k) => k.len(),
+                    })
+                    .sum();
+                let writes: usize = writes
+                    .iter()
+                    .map(|w| match w {
+                        Write::Put(k, v) => k.len() + v.len(),
+                        Write::Delete(k) => k.len(),
+                    })
+                    .sum();
+                8 + checks + writes
+            }
+            Command::Incr { key, .. } => 16 + key.len(),
+            Command::Clear => 1,
+            Command::Multi(cmds) => 4 + cmds.iter().map(Command::approx_size).sum::<usize>(),
+        }
+    }
 }
 
 /// Why an [`Command::Incr`] was refused (it then changes nothing).
@@ -149,6 +181,8 @@ pub enum Response {
     Incr(Result<i64, IncrError>),
     /// A [`Command::Clear`] was applied.
     Cleared,
+    /// The outcomes of a [`Command::Multi`], one per command, in order.
+    Multi(Vec<Response>),
 }
 
 openraft::declare_raft_types!(
