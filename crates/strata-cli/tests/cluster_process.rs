@@ -4,7 +4,8 @@
 //! restarts on its data and rejoins; a follower is frozen with SIGSTOP and resumed with SIGCONT
 //! while writes go on; then every replica of every partition has the same data (checksums from
 //! `/cluster/checksums`), every acknowledged write reads back through every node, and each node
-//! stops cleanly on SIGTERM.
+//! stops cleanly on SIGTERM. Before the faults, a `strata-client` connected to one node sends
+//! each put straight to its partition's leader.
 //!
 //! Every process is killed if the test fails (`ServerProcess` kills on drop), and the writer
 //! threads stop with the [`Writers`] guard.
@@ -404,6 +405,70 @@ fn admin_status(http: SocketAddr, dir: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// gRPC puts node `i` has served, from its `/metrics`.
+fn grpc_puts(cluster: &Cluster, i: usize) -> u64 {
+    let text = http_get(cluster.node(i).http, "/metrics").unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("strata_requests_total{")
+                && l.contains("protocol=\"grpc\"")
+                && l.contains("command=\"put\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// A `strata-client` connected to one node learns the leaders and sends each put straight to
+/// its partition's leader: every node's gRPC put count grows by exactly the puts of the
+/// partitions it leads (a forwarded put would count on the node connected to). Every value
+/// then reads back through a client that does not route.
+fn routing_client_talks_to_leaders(
+    cluster: &Cluster,
+    leaders: &BTreeMap<u64, usize>,
+    map: &PartitionMap,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let before: Vec<u64> = (0..NODES).map(|i| grpc_puts(cluster, i)).collect();
+    let addr = cluster.node(0).grpc.to_string();
+    let keys: Vec<String> = (0..40).map(|i| format!("routed{i}")).collect();
+    let mut expected = [0u64; NODES];
+    for k in &keys {
+        expected[leaders[&u64::from(map.partition_of(k.as_bytes()))]] += 1;
+    }
+    rt.block_on(async {
+        let client = strata_client::Client::connect(&addr, Default::default())
+            .await
+            .unwrap();
+        assert!(client.routes_to_leaders());
+        for k in &keys {
+            client.put(k.as_bytes(), k.as_bytes()).await.unwrap();
+        }
+        let direct = strata_client::ClientOptions {
+            route_to_leaders: false,
+            ..Default::default()
+        };
+        let plain = strata_client::Client::connect(&addr, direct).await.unwrap();
+        assert!(!plain.routes_to_leaders());
+        for k in &keys {
+            assert_eq!(
+                plain.get(k.as_bytes()).await.unwrap(),
+                Some(k.clone().into_bytes())
+            );
+        }
+    });
+    let grown: Vec<u64> = (0..NODES)
+        .map(|i| grpc_puts(cluster, i) - before[i])
+        .collect();
+    assert_eq!(
+        grown, expected,
+        "gRPC puts served per node, leaders {leaders:?}"
+    );
+}
+
 #[test]
 fn three_processes_survive_sigkill_and_sigstop_and_converge() {
     let test_start = Instant::now();
@@ -442,6 +507,8 @@ fn three_processes_survive_sigkill_and_sigstop_and_converge() {
         .unwrap();
     assert_eq!(same, "OK");
     drop(con);
+
+    routing_client_talks_to_leaders(&cluster, &leaders, &map);
 
     let writers = Writers::start((0..NODES).map(|i| redis_url(cluster.node(i))).collect());
     std::thread::sleep(Duration::from_millis(1500));

@@ -71,6 +71,24 @@ impl Batch {
         self
     }
 
+    /// The key that decides where the batch is routed: its first precondition's or operation's
+    /// (a cluster refuses a batch whose keys span partitions anyway).
+    pub(crate) fn first_key(&self) -> &[u8] {
+        fn op_key(op: &pb::BatchOp) -> Option<&[u8]> {
+            match &op.op {
+                Some(pb::batch_op::Op::Put(p)) => Some(&p.key),
+                Some(pb::batch_op::Op::Delete(d)) => Some(&d.key),
+                None => None,
+            }
+        }
+        self.req
+            .preconditions
+            .first()
+            .map(|c| c.key.as_slice())
+            .or_else(|| self.req.ops.iter().find_map(op_key))
+            .unwrap_or_default()
+    }
+
     /// True when the batch has no conditions: its retry would be harmless.
     pub fn is_unconditional(&self) -> bool {
         self.req.preconditions.is_empty()

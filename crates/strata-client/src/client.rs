@@ -2,6 +2,7 @@
 //! retries of idempotent calls.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use strata_proto::v1 as pb;
@@ -15,6 +16,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use crate::batch::{Batch, BatchOutcome};
 use crate::options::ClientOptions;
 use crate::retry::{backoff, is_retryable};
+use crate::routing::Routes;
 use crate::{Error, Result};
 
 /// Adds the access token to every call.
@@ -30,15 +32,22 @@ impl Interceptor for TokenInterceptor {
     }
 }
 
-type Svc = InterceptedService<Channel, TokenInterceptor>;
+/// The service stack every call goes through: a channel with the token interceptor.
+pub(crate) type Svc = InterceptedService<Channel, TokenInterceptor>;
 
-/// A connection to one server. Cheap to clone; clones share the connection (HTTP/2 multiplexes
-/// concurrent calls over it).
+/// Largest message either way (a value may be 16 MiB, a batch several).
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// A connection to one server, or to a cluster through one of its nodes. Cheap to clone; clones
+/// share the connections (HTTP/2 multiplexes concurrent calls over each). Connected to a
+/// cluster with [`ClientOptions::route_to_leaders`], gets, puts, deletes and batches go
+/// straight to the leader of their key's partition ([`crate::routing`]).
 #[derive(Debug, Clone)]
 pub struct Client {
     kv: KvClient<Svc>,
     admin: AdminClient<Svc>,
     opts: ClientOptions,
+    routes: Option<Arc<Routes>>,
 }
 
 /// Turns `host:port`, `http://…` or `https://…` into a URI, choosing the scheme from the TLS
@@ -53,17 +62,37 @@ fn uri(addr: &str, tls: bool) -> String {
     }
 }
 
-impl Client {
-    /// Connects to `addr` (`host:port`, or a `http://`/`https://` URI), waiting at most
-    /// `opts.connect_timeout`.
-    pub async fn connect(addr: &str, opts: ClientOptions) -> Result<Client> {
-        let uri = uri(addr, opts.tls.is_some());
-        let invalid = |reason: String| Error::InvalidAddress {
-            addr: addr.to_string(),
-            reason,
+/// Opens channels to servers with the client's options: timeouts, TLS and the token.
+#[derive(Debug, Clone)]
+pub(crate) struct Connector {
+    pub(crate) opts: ClientOptions,
+    interceptor: TokenInterceptor,
+}
+
+impl Connector {
+    fn new(opts: ClientOptions) -> Result<Connector> {
+        let token = match &opts.token {
+            Some(t) => Some(
+                format!("Bearer {t}")
+                    .parse::<MetadataValue<Ascii>>()
+                    .map_err(|_| Error::InvalidToken)?,
+            ),
+            None => None,
         };
+        Ok(Connector {
+            opts,
+            interceptor: TokenInterceptor(token),
+        })
+    }
+
+    fn endpoint(&self, addr: &str) -> Result<Endpoint> {
+        let opts = &self.opts;
+        let uri = uri(addr, opts.tls.is_some());
         let mut endpoint = Endpoint::from_shared(uri)
-            .map_err(|e| invalid(e.to_string()))?
+            .map_err(|e| Error::InvalidAddress {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?
             .connect_timeout(opts.connect_timeout)
             .tcp_nodelay(true);
         if let Some(tls) = &opts.tls {
@@ -79,13 +108,20 @@ impl Client {
                 reason: e.to_string(),
             })?;
         }
+        Ok(endpoint)
+    }
+
+    /// Connects to `addr`, waiting at most the connect timeout.
+    async fn connect(&self, addr: &str) -> Result<Channel> {
+        let endpoint = self.endpoint(addr)?;
         let connect_err = |reason: String| Error::Connect {
             addr: addr.to_string(),
             reason,
         };
-        let channel = tokio::time::timeout(opts.connect_timeout, endpoint.connect())
+        let timeout = self.opts.connect_timeout;
+        tokio::time::timeout(timeout, endpoint.connect())
             .await
-            .map_err(|_| connect_err(format!("timed out after {:?}", opts.connect_timeout)))?
+            .map_err(|_| connect_err(format!("timed out after {timeout:?}")))?
             .map_err(|e| {
                 // The transport error's own text is terse; its source says what happened.
                 let mut reason = e.to_string();
@@ -95,23 +131,75 @@ impl Client {
                     src = s.source();
                 }
                 connect_err(reason)
-            })?;
-        let token = match &opts.token {
-            Some(t) => Some(
-                format!("Bearer {t}")
-                    .parse::<MetadataValue<Ascii>>()
-                    .map_err(|_| Error::InvalidToken)?,
-            ),
-            None => None,
+            })
+    }
+
+    fn kv(&self, channel: Channel) -> KvClient<Svc> {
+        KvClient::with_interceptor(channel, self.interceptor.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    /// A KV client of `addr` that connects on its first call.
+    pub(crate) fn lazy_kv(&self, addr: &str) -> Result<KvClient<Svc>> {
+        Ok(self.kv(self.endpoint(addr)?.connect_lazy()))
+    }
+}
+
+impl Client {
+    /// Connects to `addr` (`host:port`, or a `http://`/`https://` URI), waiting at most
+    /// `opts.connect_timeout`. With `opts.route_to_leaders`, also asks it for the cluster's
+    /// partition leaders (a single server has none).
+    pub async fn connect(addr: &str, opts: ClientOptions) -> Result<Client> {
+        let connector = Connector::new(opts.clone())?;
+        let channel = connector.connect(addr).await?;
+        let kv = connector.kv(channel.clone());
+        let admin = AdminClient::with_interceptor(channel, connector.interceptor.clone());
+        let routes = if opts.route_to_leaders {
+            Routes::discover(admin.clone(), connector).await
+        } else {
+            None
         };
-        let interceptor = TokenInterceptor(token);
         Ok(Client {
-            kv: KvClient::with_interceptor(channel.clone(), interceptor.clone())
-                .max_decoding_message_size(64 << 20)
-                .max_encoding_message_size(64 << 20),
-            admin: AdminClient::with_interceptor(channel, interceptor),
+            kv,
+            admin,
             opts,
+            routes,
         })
+    }
+
+    /// Whether calls are routed to partition leaders (connected to a cluster with routing on).
+    pub fn routes_to_leaders(&self) -> bool {
+        self.routes.is_some()
+    }
+
+    /// The KV client to send a call about `key` to: its partition's leader when known (with the
+    /// partition, to report a failure), else the node the client connected to.
+    fn kv_for(&self, key: &[u8]) -> (KvClient<Svc>, Option<u16>) {
+        if let Some(routes) = &self.routes {
+            let partition = routes.partition_of(key);
+            if let Some(kv) = routes.leader(partition) {
+                return (kv, Some(partition));
+            }
+        }
+        (self.kv.clone(), None)
+    }
+
+    /// Runs one attempt of a call about `key`, routed to its leader when known; a retryable
+    /// failure there sends the next attempt through the connected node and refreshes routes.
+    async fn routed<T, F, Fut>(&self, key: &[u8], call: F) -> Result<T>
+    where
+        F: FnOnce(KvClient<Svc>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let (kv, partition) = self.kv_for(key);
+        let result = self.attempt(call(kv)).await;
+        if let (Err(e), Some(p), Some(routes)) = (&result, partition, &self.routes)
+            && is_retryable(e)
+        {
+            routes.failed(p);
+        }
+        result
     }
 
     fn request<T>(&self, msg: T) -> tonic::Request<T> {
@@ -163,12 +251,12 @@ impl Client {
         consistency: pb::Consistency,
     ) -> Result<Option<Vec<u8>>> {
         self.idempotent(|| async {
-            let mut kv = self.kv.clone();
             let req = self.request(pb::GetRequest {
                 key: key.to_vec(),
                 consistency: consistency as i32,
             });
-            self.attempt(kv.get(req)).await.map(|r| r.value)
+            let reply = self.routed(key, |mut kv| async move { kv.get(req).await });
+            reply.await.map(|r| r.value)
         })
         .await
     }
@@ -176,12 +264,12 @@ impl Client {
     /// Sets `key` to `value` (retried: writing the same value twice is harmless).
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.idempotent(|| async {
-            let mut kv = self.kv.clone();
             let req = self.request(pb::PutRequest {
                 key: key.to_vec(),
                 value: value.to_vec(),
             });
-            self.attempt(kv.put(req)).await.map(|_| ())
+            let reply = self.routed(key, |mut kv| async move { kv.put(req).await });
+            reply.await.map(|_| ())
         })
         .await
     }
@@ -189,9 +277,9 @@ impl Client {
     /// Deletes `key` (retried: deleting twice is harmless).
     pub async fn delete(&self, key: &[u8]) -> Result<()> {
         self.idempotent(|| async {
-            let mut kv = self.kv.clone();
             let req = self.request(pb::DeleteRequest { key: key.to_vec() });
-            self.attempt(kv.delete(req)).await.map(|_| ())
+            let reply = self.routed(key, |mut kv| async move { kv.delete(req).await });
+            reply.await.map(|_| ())
         })
         .await
     }
@@ -201,9 +289,12 @@ impl Client {
     /// ones are.
     pub async fn batch(&self, batch: Batch) -> Result<BatchOutcome> {
         let once = || async {
-            let mut kv = self.kv.clone();
             let req = self.request(batch.req.clone());
-            self.attempt(kv.batch(req)).await.map(|r| BatchOutcome {
+            let reply = self.routed(
+                batch.first_key(),
+                |mut kv| async move { kv.batch(req).await },
+            );
+            reply.await.map(|r| BatchOutcome {
                 applied: r.applied,
                 failed_precondition: (!r.applied)
                     .then(|| usize::try_from(r.failed_precondition).ok())

@@ -4,7 +4,8 @@
 //! deadline on every call, retries idempotent calls (get, put, delete, scan, status, stats) with
 //! exponential backoff when the server is unavailable or slow, and never retries a conditional
 //! batch, whose second attempt could apply on top of the first. It speaks TLS (a CA certificate
-//! to trust) and sends the access token as `authorization: Bearer <token>`.
+//! to trust) and sends the access token as `authorization: Bearer <token>`. Connected to a
+//! cluster, it sends each keyed call straight to the leader of the key's partition.
 //!
 //! ```no_run
 //! # async fn demo() -> strata_client::Result<()> {
@@ -24,6 +25,7 @@
 //! - [`options`]: [`ClientOptions`] and [`TlsOptions`].
 //! - [`batch`]: [`Batch`], a builder of conditional atomic batches, and [`BatchOutcome`].
 //! - [`retry`]: which failures are retried and the backoff schedule.
+//! - [`routing`]: the table of partition leaders keyed calls are sent to.
 //! - [`error`]: the [`Error`] enum and [`Result`].
 
 pub mod batch;
@@ -31,6 +33,7 @@ pub mod client;
 pub mod error;
 pub mod options;
 pub mod retry;
+pub mod routing;
 
 pub use batch::{Batch, BatchOutcome};
 pub use client::Client;

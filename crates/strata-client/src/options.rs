@@ -1,4 +1,4 @@
-//! [`ClientOptions`]: timeouts, retries, token and TLS.
+//! [`ClientOptions`]: timeouts, retries, token, TLS and routing to partition leaders.
 
 use std::time::Duration;
 
@@ -19,6 +19,10 @@ pub struct ClientOptions {
     pub token: Option<String>,
     /// Connect with TLS.
     pub tls: Option<TlsOptions>,
+    /// Connected to a cluster, send each get, put, delete and batch straight to the leader of
+    /// its key's partition (learned from the node connected to, refreshed as leaders move)
+    /// instead of through that node, which would forward it.
+    pub route_to_leaders: bool,
 }
 
 impl Default for ClientOptions {
@@ -31,6 +35,7 @@ impl Default for ClientOptions {
             max_backoff: Duration::from_secs(1),
             token: None,
             tls: None,
+            route_to_leaders: true,
         }
     }
 }

@@ -18,8 +18,7 @@
 
 use std::collections::BTreeSet;
 
-/// Number of hash slots, as in Redis Cluster.
-pub const SLOTS: u16 = 16384;
+pub use strata_proto::slot::{SLOTS, crc16_xmodem, hash_tag, slot};
 
 /// Default number of partitions of a new cluster.
 pub const DEFAULT_PARTITIONS: u16 = 64;
@@ -49,42 +48,6 @@ pub fn partition_of_group(group: GroupId) -> Option<PartitionId> {
     group
         .checked_sub(1)
         .and_then(|p| PartitionId::try_from(p).ok())
-}
-
-/// CRC16 with the XMODEM parameters (polynomial 0x1021, initial value 0, no reflection), the
-/// checksum Redis Cluster hashes keys with.
-pub fn crc16_xmodem(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in data {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
-/// The part of `key` that is hashed: the bytes between the first `{` and the first `}` after it,
-/// when that is non-empty; otherwise the whole key (Redis Cluster's hash tag rule).
-pub fn hash_tag(key: &[u8]) -> &[u8] {
-    if let Some(open) = key.iter().position(|&b| b == b'{') {
-        let rest = key.get(open + 1..).unwrap_or_default();
-        if let Some(close) = rest.iter().position(|&b| b == b'}')
-            && close > 0
-        {
-            return rest.get(..close).unwrap_or_default();
-        }
-    }
-    key
-}
-
-/// The Redis Cluster hash slot of `key`, `0..16384`.
-pub fn slot(key: &[u8]) -> u16 {
-    crc16_xmodem(hash_tag(key)) % SLOTS
 }
 
 /// How keys map to partitions in a cluster of `P` partitions.
@@ -132,7 +95,7 @@ impl PartitionMap {
 
     /// The partition that owns `slot`.
     pub fn partition_of_slot(&self, slot: u16) -> PartitionId {
-        (slot % SLOTS) / self.slots_per_partition()
+        strata_proto::slot::partition_of_slot(slot, self.partitions)
     }
 
     /// The partition that owns `key`.

@@ -427,6 +427,17 @@ impl RaftNode {
             .current_leader
     }
 
+    /// The gRPC address of `partition`'s leader as this node knows it.
+    pub fn leader_addr(&self, partition: PartitionId) -> Option<String> {
+        let m = self.metrics(partition)?;
+        let id = m.current_leader?;
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .or_else(|| self.members.get(&id))
+            .map(|n| n.addr.clone())
+    }
+
     /// The Raft metrics of `partition`'s group on this node (role, term, leader, indexes).
     pub fn metrics(&self, partition: PartitionId) -> Option<RaftMetrics<NodeId, Node>> {
         Some(

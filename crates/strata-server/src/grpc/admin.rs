@@ -1,4 +1,4 @@
-//! The `strata.v1.Admin` service: Status, Stats and Compact.
+//! The `strata.v1.Admin` service: Status, Routes, Stats, Compact and Flush.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,6 +67,23 @@ impl pb::admin_server::Admin for AdminApi {
             http_addr: s.addrs.http.to_string(),
             data_dir: s.config.data_dir.display().to_string(),
             connections: s.connections(),
+        }))
+    }
+
+    async fn routes(
+        &self,
+        _req: Request<pb::RoutesRequest>,
+    ) -> Result<Response<pb::RoutesResponse>, Status> {
+        let Some(node) = &self.shared.cluster else {
+            return Ok(Response::new(pb::RoutesResponse::default()));
+        };
+        let map = node.partition_map();
+        Ok(Response::new(pb::RoutesResponse {
+            partitions: u32::from(map.partitions()),
+            leaders: map
+                .all()
+                .map(|p| node.leader_addr(p).unwrap_or_default())
+                .collect(),
         }))
     }
 
