@@ -22,7 +22,6 @@ use strata_engine::{Db, Options};
 use strata_proto::v1::admin_server::AdminServer;
 use strata_proto::v1::kv_server::KvServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -183,7 +182,6 @@ impl Server {
         );
         let mut builder = tonic::transport::Server::builder()
             .concurrency_limit_per_connection(config.grpc_concurrency_per_connection.max(1))
-            .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)));
         if let Some(t) = &tls {
@@ -205,7 +203,10 @@ impl Server {
             tokio::spawn(async move {
                 router
                     .serve_with_incoming_shutdown(
-                        TcpListenerStream::new(grpc),
+                        // The builder's tcp_nodelay applies only to listeners it binds itself:
+                        // without it here, Nagle's algorithm held replies back for a delayed
+                        // ACK, and 2-3% of requests took 40 ms more.
+                        tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
                         cancel.cancelled_owned(),
                     )
                     .await

@@ -21,7 +21,7 @@ use strata_cluster::raft::kv::RaftKv;
 use strata_cluster::raft::node::{RaftNode, RaftNodeConfig};
 use strata_cluster::{Error, KvService};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 /// One running node.
 pub struct TestNode {
@@ -94,9 +94,12 @@ async fn start_node(
     let server = tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = stopped.await;
-            })
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                async {
+                    let _ = stopped.await;
+                },
+            )
             .await;
     });
     node.bootstrap().await.unwrap();
