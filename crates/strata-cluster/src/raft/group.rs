@@ -5,8 +5,8 @@
 //! waits for the append to be synced before it takes the next one, so concurrent clients of one
 //! partition would pay one fsync each, in a row, on every replica. The leader therefore queues
 //! concurrent writes and proposes them as one [`Command::Multi`] entry (one append, one sync on
-//! each replica, one apply batch for all of them), with a bounded number of such proposals in
-//! flight so a sync on the leader overlaps the followers' sync of the previous one.
+//! each replica, one apply batch for all of them), one such proposal at a time: the writes that
+//! arrive while it is replicated make up the next.
 //!
 //! Linearizable reads are coalesced the same way: openraft confirms leadership with a round of
 //! heartbeats per `ensure_linearizable` call, so the reads waiting while one confirmation is in
@@ -27,8 +27,11 @@ use crate::raft::types::{Command, Response, TypeConfig};
 const MAX_COMMANDS_PER_ENTRY: usize = 256;
 /// Most bytes of commands coalesced into one log entry (a larger command travels alone).
 const MAX_BYTES_PER_ENTRY: usize = 1 << 20;
-/// Coalesced proposals of one group in flight at once.
-const MAX_PROPOSALS_IN_FLIGHT: usize = 2;
+/// Coalesced proposals of one group in flight at once. One: openraft's core syncs each append
+/// before it takes the next proposal anyway, and two in flight halved the batches for no
+/// overlap (3-node cluster, 8 partitions, 64 clients: 3,379-3,512 writes/s with two, 3,948-4,207
+/// with one, alternated in one run).
+const MAX_PROPOSALS_IN_FLIGHT: usize = 1;
 
 type Reply<T> = oneshot::Sender<Result<T, ForwardError>>;
 
