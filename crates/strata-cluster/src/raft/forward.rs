@@ -148,6 +148,7 @@ pub(crate) enum ForwardRpc {
     Write,
     Read,
     ReadIndex,
+    Membership,
 }
 
 /// Calls `rpc` for `partition` on the peer behind `client`. Transport failures are
@@ -168,6 +169,7 @@ pub(crate) async fn call<Req: Serialize, Resp: DeserializeOwned>(
         ForwardRpc::Write => client.forward(request).await,
         ForwardRpc::Read => client.forward_read(request).await,
         ForwardRpc::ReadIndex => client.read_index(request).await,
+        ForwardRpc::Membership => client.change_membership(request).await,
     };
     let reply = match reply {
         Ok(r) => r.into_inner(),

@@ -9,6 +9,7 @@
 //! - [`forward`]: request forwarding from any node to a partition's leader.
 //! - [`group`]: [`Group`](group::Group), one partition group: its openraft instance and the
 //!   coalescing of concurrent writes and read barriers on its leader.
+//! - [`membership`]: adding and removing nodes, group by group.
 //! - [`network`]: the client side of the transport, one channel per peer shared by all groups.
 //! - [`service`]: the `strata.raft.v1.Raft` gRPC service, routing requests by group id.
 //! - [`node`]: [`RaftNode`](node::RaftNode), all the groups of one node and the request path.
@@ -19,6 +20,7 @@ pub mod forward;
 pub mod group;
 pub mod kv;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod node;
 pub mod service;

@@ -6,7 +6,7 @@
 //! (a read index confirmed by a quorum) and local reads.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use openraft::error::{InitializeError, RaftError};
@@ -22,6 +22,7 @@ use crate::partition::{
 use crate::raft::forward::{self, ForwardError, ForwardRpc};
 use crate::raft::group::Group;
 use crate::raft::log_store::LogStore;
+use crate::raft::membership::{self, MembershipChange};
 use crate::raft::network::{GroupNetwork, PeerConnector, Peers};
 use crate::raft::service::{RaftService, Router};
 use crate::raft::state_machine::StateMachine;
@@ -97,7 +98,9 @@ pub struct RaftNode {
     id: NodeId,
     db: Arc<Db>,
     map: PartitionMap,
-    members: BTreeMap<NodeId, Node>,
+    /// Every node this node knows the address of: the configured members and the nodes added
+    /// since (the groups' memberships carry the addresses too).
+    members: RwLock<BTreeMap<NodeId, Node>>,
     placement: Arc<dyn Placement>,
     router: Router,
     peers: Peers,
@@ -148,11 +151,13 @@ impl RaftNode {
             id: config.id,
             db,
             map: config.partitions,
-            members: config
-                .members
-                .into_iter()
-                .map(|(id, addr)| (id, Node::new(addr)))
-                .collect(),
+            members: RwLock::new(
+                config
+                    .members
+                    .into_iter()
+                    .map(|(id, addr)| (id, Node::new(addr)))
+                    .collect(),
+            ),
             placement,
             router,
             peers,
@@ -185,14 +190,14 @@ impl RaftNode {
     /// whose groups already heard from a leader, it does nothing. Every member may call it with
     /// the same member list.
     pub async fn bootstrap(&self) -> Result<()> {
-        let ids: BTreeSet<NodeId> = self.members.keys().copied().collect();
+        let members = self.members();
+        let ids: BTreeSet<NodeId> = members.keys().copied().collect();
         for partition in self.map.all() {
             let Some(group) = self.router.get(group_of(partition)) else {
                 continue;
             };
             let replicas = self.placement.replicas(partition, &ids);
-            let nodes: BTreeMap<NodeId, Node> = self
-                .members
+            let nodes: BTreeMap<NodeId, Node> = members
                 .iter()
                 .filter(|(id, _)| replicas.contains(id))
                 .map(|(id, n)| (*id, n.clone()))
@@ -238,7 +243,15 @@ impl RaftNode {
                     .raft()
                     .wait(Some(wait))
                     .metrics(
-                        |m| m.current_leader.is_some_and(|l| Some(l) != avoid),
+                        // A leader the membership no longer names (a removed node that led
+                        // until its removal) is no leader to send to: wait for the next one.
+                        |m| {
+                            m.current_leader.is_some_and(|l| {
+                                Some(l) != avoid
+                                    && (m.membership_config.membership().get_node(&l).is_some()
+                                        || l == self.id)
+                            })
+                        },
                         "a leader",
                     )
                     .await;
@@ -264,7 +277,7 @@ impl RaftNode {
             return Ok(Target::Local(Arc::clone(group)));
         }
         let addr = addr
-            .or_else(|| self.members.get(&id).map(|n| n.addr.clone()))
+            .or_else(|| self.members().get(&id).map(|n| n.addr.clone()))
             .ok_or_else(|| {
                 Error::Unavailable(format!("partition {partition}: leader {id} has no address"))
             })?;
@@ -434,8 +447,8 @@ impl RaftNode {
         m.membership_config
             .membership()
             .get_node(&id)
-            .or_else(|| self.members.get(&id))
             .map(|n| n.addr.clone())
+            .or_else(|| self.members().get(&id).map(|n| n.addr.clone()))
     }
 
     /// The Raft metrics of `partition`'s group on this node (role, term, leader, indexes).
@@ -464,7 +477,7 @@ impl RaftNode {
         ClusterStatus {
             node: self.id,
             members: self
-                .members
+                .members()
                 .iter()
                 .map(|(id, n)| (*id, n.addr.clone()))
                 .collect(),
@@ -488,6 +501,75 @@ impl RaftNode {
             count += 1;
         }
         Ok((count, hasher.digest()))
+    }
+
+    /// The nodes this node knows, by id.
+    fn members(&self) -> BTreeMap<NodeId, Node> {
+        self.members.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Carries out `change` on every partition group, one after the other, each on its leader
+    /// (here or forwarded). Idempotent, so a change cut short by a failure is finished by
+    /// running it again; every step is retried for up to `within` while leaders move or another
+    /// change is in progress. Returns how many partitions were brought into line.
+    pub async fn change_membership(
+        &self,
+        change: &MembershipChange,
+        within: Duration,
+    ) -> Result<usize> {
+        let deadline = Instant::now() + within;
+        let mut done = 0;
+        for partition in self.map.all() {
+            let group = self.group(partition)?;
+            let mut hint = None;
+            loop {
+                let target = self
+                    .target(partition, &group, hint.take(), None, deadline)
+                    .await?;
+                let outcome = match target {
+                    Target::Local(group) => {
+                        membership::leader_change(group.raft(), partition, change).await
+                    }
+                    Target::Remote(id, client) => {
+                        let call = forward::call(client, ForwardRpc::Membership, partition, change);
+                        match tokio::time::timeout_at(deadline, call).await {
+                            Ok(outcome) => outcome,
+                            Err(_) => Err(ForwardError::Unknown(format!(
+                                "partition {partition}: no reply from node {id} in time"
+                            ))),
+                        }
+                    }
+                };
+                let e = match outcome {
+                    Ok(()) => break,
+                    Err(e) => e,
+                };
+                if matches!(e, ForwardError::Failed(_)) || Instant::now() >= deadline {
+                    return Err(Error::from(e));
+                }
+                if let ForwardError::NotLeader {
+                    leader: Some(leader),
+                } = &e
+                {
+                    hint = Some(leader.clone());
+                }
+                tracing::info!(partition, error = ?e, "membership change: retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            done += 1;
+        }
+        if let Ok(mut members) = self.members.write() {
+            match change {
+                MembershipChange::Add { id, addr } => {
+                    members.insert(*id, Node::new(addr.clone()));
+                }
+                MembershipChange::Remove { id } => {
+                    members.remove(id);
+                }
+            }
+        }
+        tracing::info!(?change, partitions = done, "membership changed");
+        Ok(done)
     }
 
     /// Stops every group. The node serves nothing afterwards.

@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 use crate::partition::{GroupId, partition_of_group};
 use crate::raft::forward::{self, ForwardError};
 use crate::raft::group::Group;
+use crate::raft::membership;
 use crate::raft::network::MAX_RAFT_MESSAGE;
 use crate::raft::types::{TypeConfig, decode, encode};
 
@@ -148,6 +149,19 @@ impl RaftRpc for RaftService {
         let keys: Vec<Vec<u8>> = decode(&req.payload).map_err(bad_payload)?;
         let result = match forwarded(&self.router, req.group) {
             Ok(group) => forward::leader_read(&group, &self.db, keys).await,
+            Err(e) => Err(e),
+        };
+        reply(&result)
+    }
+
+    async fn change_membership(
+        &self,
+        request: Request<RaftRequest>,
+    ) -> Result<Response<RaftReply>, Status> {
+        let req = request.into_inner();
+        let change = decode(&req.payload).map_err(bad_payload)?;
+        let result = match forwarded(&self.router, req.group) {
+            Ok(group) => membership::leader_change(group.raft(), group.partition(), &change).await,
             Err(e) => Err(e),
         };
         reply(&result)

@@ -38,6 +38,8 @@ pub struct Cluster {
     pub addrs: Vec<SocketAddr>,
     pub nodes: Vec<Option<TestNode>>,
     pub partitions: u16,
+    /// Per node: whether it joined a running cluster (it then never bootstraps).
+    pub joined: Vec<bool>,
 }
 
 pub fn init_tracing() {
@@ -50,11 +52,14 @@ pub fn init_tracing() {
         .try_init();
 }
 
-fn config(id: u64, addrs: &[SocketAddr], partitions: u16) -> RaftNodeConfig {
+/// Node `id`'s configuration: every node of `addrs` as a member, or only itself when it
+/// `joins` a running cluster.
+fn config(id: u64, addrs: &[SocketAddr], partitions: u16, joins: bool) -> RaftNodeConfig {
     let members: BTreeMap<u64, String> = addrs
         .iter()
         .enumerate()
         .map(|(i, a)| (i as u64 + 1, a.to_string()))
+        .filter(|(i, _)| !joins || *i == id)
         .collect();
     let mut cfg = RaftNodeConfig::new(id, members);
     cfg.partitions = PartitionMap::new(partitions).unwrap();
@@ -72,6 +77,7 @@ async fn start_node(
     listener: TcpListener,
     addrs: &[SocketAddr],
     partitions: u16,
+    joins: bool,
 ) -> TestNode {
     let addr = listener.local_addr().unwrap();
     // A restarted node may find its store still held for a moment by tasks of its old life.
@@ -86,7 +92,7 @@ async fn start_node(
             Err(e) => panic!("cannot reopen node {id}'s store: {e}"),
         }
     };
-    let node = RaftNode::start(config(id, addrs, partitions), Arc::new(db))
+    let node = RaftNode::start(config(id, addrs, partitions, joins), Arc::new(db))
         .await
         .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -102,7 +108,9 @@ async fn start_node(
             )
             .await;
     });
-    node.bootstrap().await.unwrap();
+    if !joins {
+        node.bootstrap().await.unwrap();
+    }
     TestNode {
         id,
         addr,
@@ -130,6 +138,7 @@ impl Cluster {
                     l,
                     &addrs,
                     partitions,
+                    false,
                 )
                 .await,
             ));
@@ -139,7 +148,22 @@ impl Cluster {
             addrs,
             nodes,
             partitions,
+            joined: vec![false; n],
         }
+    }
+
+    /// Starts a new node that knows only itself (nothing bootstrapped): it serves once the
+    /// cluster adds it. Returns its id.
+    pub async fn start_joining_node(&mut self) -> u64 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.addrs.push(listener.local_addr().unwrap());
+        self.dirs.push(tempfile::tempdir().unwrap());
+        let id = self.addrs.len() as u64;
+        let dir = self.dirs.last().unwrap().path().to_path_buf();
+        let node = start_node(id, dir, listener, &self.addrs, self.partitions, true).await;
+        self.nodes.push(Some(node));
+        self.joined.push(true);
+        id
     }
 
     /// Stops node `id` as a crash would: its server and groups stop, its store is closed.
@@ -165,6 +189,7 @@ impl Cluster {
             listener,
             &self.addrs,
             self.partitions,
+            self.joined[i],
         )
         .await;
         self.nodes[i] = Some(node);

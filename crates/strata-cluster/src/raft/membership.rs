@@ -1,0 +1,108 @@
+//! Adding and removing cluster nodes, one partition group at a time.
+//!
+//! A [`MembershipChange`] is carried out on each partition's leader (this node or the one it is
+//! forwarded to): adding a node makes it a learner, waits until the leader believes it has
+//! caught up (from the log, or a snapshot when the log was compacted), then promotes it to
+//! voter; removing a node takes it out of the group's voters and learners. openraft commits
+//! each change through a joint configuration, so a group keeps a quorum throughout. Every step
+//! is idempotent (a node already in, or already out, is left alone), so a change interrupted by
+//! a crash or a leader change is finished by running it again.
+
+use std::collections::BTreeSet;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, Raft};
+use serde::{Deserialize, Serialize};
+
+use crate::partition::PartitionId;
+use crate::raft::forward::ForwardError;
+use crate::raft::types::{Node, NodeId, TypeConfig};
+
+/// A change of the cluster's membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Add node `id`, reachable at `addr` (its gRPC address), as a voter of every partition.
+    Add {
+        /// The new node's id.
+        id: NodeId,
+        /// Its gRPC address.
+        addr: String,
+    },
+    /// Remove node `id` from every partition.
+    Remove {
+        /// The node to remove.
+        id: NodeId,
+    },
+}
+
+fn write_error(
+    partition: PartitionId,
+    e: RaftError<NodeId, ClientWriteError<NodeId, Node>>,
+) -> ForwardError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ForwardError::NotLeader {
+            leader: match (f.leader_id, f.leader_node) {
+                (Some(id), Some(node)) => Some((id, node.addr)),
+                _ => None,
+            },
+        },
+        // Another change in progress, or a learner that has not caught up yet: try again.
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            ForwardError::Refused(format!("partition {partition}: {e}"))
+        }
+        RaftError::Fatal(e) => ForwardError::Unknown(format!("partition {partition} stopped: {e}")),
+    }
+}
+
+/// Carries out `change` on `raft`, which should lead `partition`. Returns once the group's
+/// membership includes (or excludes) the node.
+pub async fn leader_change(
+    raft: &Raft<TypeConfig>,
+    partition: PartitionId,
+    change: &MembershipChange,
+) -> Result<(), ForwardError> {
+    let membership = raft.metrics().borrow().membership_config.clone();
+    let voters: BTreeSet<NodeId> = membership.membership().voter_ids().collect();
+    let known: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
+    match change {
+        MembershipChange::Add { id, addr } => {
+            if voters.contains(id) {
+                return Ok(());
+            }
+            raft.add_learner(*id, Node::new(addr.clone()), true)
+                .await
+                .map_err(|e| write_error(partition, e))?;
+            raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([*id])), false)
+                .await
+                .map_err(|e| write_error(partition, e))?;
+        }
+        MembershipChange::Remove { id } => {
+            if !known.contains(id) {
+                return Ok(());
+            }
+            if voters.len() == 1 && voters.contains(id) {
+                return Err(ForwardError::Failed(format!(
+                    "partition {partition}: node {id} is its last voter"
+                )));
+            }
+            if voters.contains(id) {
+                raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([*id])), false)
+                    .await
+                    .map_err(|e| write_error(partition, e))?;
+            }
+            let learners: BTreeSet<NodeId> = raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .learner_ids()
+                .collect();
+            if learners.contains(id) {
+                raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([*id])), false)
+                    .await
+                    .map_err(|e| write_error(partition, e))?;
+            }
+        }
+    }
+    Ok(())
+}
