@@ -1,9 +1,15 @@
-//! `strata admin`: operator commands against a running server's admin HTTP port.
+//! `strata admin`: operator commands against a running server: `status` through its admin
+//! HTTP port, `add-node` and `remove-node` through its gRPC Admin service.
 //!
 //! `strata admin status --addr HOST:PORT` fetches `/status` and prints the node, its members
 //! and a table of its partition groups (role, term, leader, commit and applied index, last log
 //! index, log size, snapshot, and on leaders each follower's lag), or the raw JSON with
 //! `--json`. A single-node server has no partitions; its basic status is printed instead.
+//!
+//! `strata admin add-node --server HOST:PORT ID ADDR` adds node `ID` (gRPC address `ADDR`,
+//! started with `--join`) to every partition of the cluster the server belongs to, and
+//! `strata admin remove-node --server HOST:PORT ID` takes a node out; both are idempotent, so
+//! an interrupted change is finished by running the command again.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
@@ -24,6 +30,59 @@ const MAX_BODY: u64 = 16 << 20;
 pub enum AdminCommand {
     /// Print a node's view of the cluster: one row per partition group.
     Status(StatusArgs),
+    /// Add a node (started with --join) to every partition of the cluster.
+    AddNode(AddNodeArgs),
+    /// Remove a node from every partition of the cluster.
+    RemoveNode(RemoveNodeArgs),
+}
+
+/// Flags of `strata admin add-node`.
+#[derive(Debug, clap::Args)]
+pub struct AddNodeArgs {
+    /// Any node of the cluster: its gRPC address.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7400")]
+    pub server: String,
+    /// The new node's id.
+    pub id: u64,
+    /// The new node's gRPC address.
+    pub addr: String,
+}
+
+/// Flags of `strata admin remove-node`.
+#[derive(Debug, clap::Args)]
+pub struct RemoveNodeArgs {
+    /// Any node of the cluster (not the one removed): its gRPC address.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7400")]
+    pub server: String,
+    /// The id of the node to remove.
+    pub id: u64,
+}
+
+/// How long a membership change may take (the new node catches up on every partition).
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Runs `change` against `server` with a client whose deadline allows for catching up.
+fn membership<F, Fut>(server: &str, change: F) -> anyhow::Result<u32>
+where
+    F: FnOnce(strata_client::Client) -> Fut,
+    Fut: Future<Output = strata_client::Result<strata_proto::v1::MembershipResponse>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let opts = strata_client::ClientOptions {
+            request_timeout: MEMBERSHIP_TIMEOUT,
+            route_to_leaders: false,
+            ..Default::default()
+        };
+        let client = strata_client::Client::connect(server, opts)
+            .await
+            .with_context(|| format!("cannot connect to {server}"))?;
+        let reply = change(client).await?;
+        Ok(reply.partitions)
+    })
 }
 
 /// Flags of `strata admin status`.
@@ -51,6 +110,21 @@ pub fn run(cmd: &AdminCommand) -> anyhow::Result<()> {
                     .with_context(|| format!("{} sent /status that is not JSON", args.addr))?;
                 write!(out, "{}", render_status(&status))?;
             }
+            Ok(())
+        }
+        AdminCommand::AddNode(args) => {
+            let n = membership(&args.server, |c| async move {
+                c.add_node(args.id, &args.addr).await
+            })?;
+            println!("node {} added to {n} partitions", args.id);
+            Ok(())
+        }
+        AdminCommand::RemoveNode(args) => {
+            let n = membership(
+                &args.server,
+                |c| async move { c.remove_node(args.id).await },
+            )?;
+            println!("node {} removed from {n} partitions", args.id);
             Ok(())
         }
     }

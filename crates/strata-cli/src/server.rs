@@ -75,6 +75,18 @@ pub struct ServerArgs {
     /// created [default: 64].
     #[arg(long, value_name = "P")]
     pub partitions: Option<u16>,
+
+    /// Join the running cluster that the node at this gRPC address belongs to, as node
+    /// --node-id: the node bootstraps nothing and asks to be added to every partition
+    /// (`strata admin add-node` does the same from outside). --partitions must match the
+    /// cluster's.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        requires = "node_id",
+        conflicts_with = "peers"
+    )]
+    pub join: Option<String>,
 }
 
 impl ServerArgs {
@@ -136,12 +148,22 @@ impl ServerArgs {
                 node_id: 0,
                 peers: Vec::new(),
                 partitions: DEFAULT_PARTITIONS,
+                join: None,
             });
             cluster.peers = peers;
         }
+        if let Some(seed) = &self.join {
+            let cluster = c.cluster.get_or_insert_with(|| ClusterConfig {
+                node_id: 0,
+                peers: Vec::new(),
+                partitions: DEFAULT_PARTITIONS,
+                join: None,
+            });
+            cluster.join = Some(seed.clone());
+        }
         let Some(cluster) = &mut c.cluster else {
             if self.partitions.is_some() {
-                anyhow::bail!("--partitions needs cluster mode (--peers)");
+                anyhow::bail!("--partitions needs cluster mode (--peers or --join)");
             }
             return Ok(());
         };
@@ -287,6 +309,35 @@ mod tests {
         let c = parse(&["--node-id=n1"]).config(None).unwrap();
         assert!(c.cluster.is_none());
         assert_eq!(c.node_id, "n1");
+    }
+
+    #[test]
+    fn join_makes_a_cluster_node_without_peers() {
+        let args = parse(&[
+            "--node-id=4",
+            "--join=127.0.0.1:7401",
+            "--partitions=8",
+            "--grpc=127.0.0.1:7404",
+        ]);
+        let c = args.config(None).unwrap();
+        let cluster = c.cluster.unwrap();
+        assert_eq!(cluster.join.as_deref(), Some("127.0.0.1:7401"));
+        assert_eq!((cluster.node_id, cluster.partitions), (4, 8));
+        assert!(cluster.peers.is_empty());
+        assert!(
+            Cli::try_parse_from(["server", "--join=127.0.0.1:7401"]).is_err(),
+            "--node-id needed"
+        );
+        assert!(
+            Cli::try_parse_from([
+                "server",
+                "--node-id=4",
+                "--join=127.0.0.1:7401",
+                "--peers=1=127.0.0.1:7401"
+            ])
+            .is_err(),
+            "--join and --peers conflict"
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! while writes go on; then every replica of every partition has the same data (checksums from
 //! `/cluster/checksums`), every acknowledged write reads back through every node, and each node
 //! stops cleanly on SIGTERM. Before the faults, a `strata-client` connected to one node sends
-//! each put straight to its partition's leader.
+//! each put straight to its partition's leader. After them, under load again, a fourth node
+//! started with `--join` is added (`strata admin add-node`) and node 1 removed
+//! (`strata admin remove-node`) and killed; the three left converge and serve every write.
 //!
 //! Every process is killed if the test fails (`ServerProcess` kills on drop), and the writer
 //! threads stop with the [`Writers`] guard.
@@ -194,18 +196,7 @@ impl Cluster {
 
     /// Node `i`'s per-partition checksums: partition -> (applied, keys, checksum).
     fn checksums(&self, i: usize) -> Option<Vec<(u64, u64, u64, String)>> {
-        let list = json(self.node(i).http, "/cluster/checksums")?;
-        list.as_array()?
-            .iter()
-            .map(|e| {
-                Some((
-                    e["partition"].as_u64()?,
-                    e["applied"].as_u64()?,
-                    e["keys"].as_u64()?,
-                    e["checksum"].as_str()?.to_owned(),
-                ))
-            })
-            .collect()
+        checksums_at(self.node(i).http)
     }
 
     fn logs(&self) -> String {
@@ -658,18 +649,108 @@ fn three_processes_survive_sigkill_and_sigstop_and_converge() {
         assert!(!log.contains("panicked"), "node {} panicked:\n{log}", i + 1);
     }
 
-    // SIGTERM: each node drains, stops its Raft groups, flushes and exits cleanly.
-    for i in 0..NODES {
-        cluster.node(i).sigterm();
+    // Membership under load: node 4 starts with --join and is added to every partition, then
+    // node 1 is removed and killed, while writers keep writing through the other nodes.
+    let writers = Writers::start((0..NODES).map(|i| redis_url(cluster.node(i))).collect());
+    let dir4 = tempfile::tempdir().unwrap();
+    let seed = cluster.grpc[0].to_string();
+    let partitions = PARTITIONS.to_string();
+    let node4 = ServerProcess::start_command(server_command(
+        dir4.path(),
+        &[
+            "--node-id",
+            "4",
+            "--join",
+            &seed,
+            "--partitions",
+            &partitions,
+        ],
+    ));
+    let admin = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("admin")
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "strata admin {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let node4_grpc = node4.grpc.to_string();
+    let added = admin(&["add-node", "--server", &seed, "4", &node4_grpc]);
+    assert_eq!(added.trim(), "node 4 added to 8 partitions");
+    writers.set_target(0, redis_url(&node4));
+    let node2_grpc = cluster.grpc[1].to_string();
+    let removed = admin(&["remove-node", "--server", &node2_grpc, "1"]);
+    assert_eq!(removed.trim(), "node 1 removed from 8 partitions");
+    {
+        let mut p = cluster.nodes[0].take().unwrap();
+        p.child.kill().unwrap();
+        p.child.wait().unwrap();
     }
-    for i in 0..NODES {
-        let mut p = cluster.nodes[i].take().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let acked_during = writers.finish();
+    eprintln!(
+        "{} writes acknowledged while node 4 joined and node 1 left ({:?} in)",
+        acked_during.len(),
+        test_start.elapsed()
+    );
+    // Nodes 2, 3 and 4 converge, and node 4 serves every acknowledged write.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut sums: Vec<_> = (1..NODES).map(|i| cluster.checksums(i)).collect();
+        sums.push(checksums_at(node4.http));
+        if sums.iter().all(Option::is_some) && sums.windows(2).all(|w| w[0] == w[1]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas did not converge after the membership changes: {sums:#?}\n{}",
+            node4.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let missing = read_back(&redis_url(&node4), &acked_during);
+    assert!(
+        missing.is_empty(),
+        "not read back through node 4: {missing:?}"
+    );
+
+    // SIGTERM: each node drains, stops its Raft groups, flushes and exits cleanly.
+    let mut last: Vec<(u64, ServerProcess)> = (1..NODES)
+        .map(|i| (i as u64 + 1, cluster.nodes[i].take().unwrap()))
+        .collect();
+    last.push((4, node4));
+    for (_, p) in &last {
+        p.sigterm();
+    }
+    for (id, mut p) in last {
         let status = wait_timeout(&mut p.child, Duration::from_secs(30));
         assert!(
             status.success(),
-            "node {} exited with {status}: {}",
-            i + 1,
+            "node {id} exited with {status}: {}",
             p.stderr()
         );
+        assert!(!p.stderr().contains("panicked"), "node {id} panicked");
     }
+}
+
+/// The per-partition checksums served at `http` (see [`Cluster::checksums`]).
+fn checksums_at(http: SocketAddr) -> Option<Vec<(u64, u64, u64, String)>> {
+    let list = json(http, "/cluster/checksums")?;
+    list.as_array()?
+        .iter()
+        .map(|e| {
+            Some((
+                e["partition"].as_u64()?,
+                e["applied"].as_u64()?,
+                e["keys"].as_u64()?,
+                e["checksum"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
 }

@@ -406,6 +406,31 @@ impl Client {
         .await
     }
 
+    /// Adds node `id`, reachable at `addr` (its gRPC address), to every partition of the
+    /// cluster (a learner until it has caught up, then a voter). Idempotent, so it is retried
+    /// like a read; give it a `request_timeout` long enough for the new node to catch up.
+    pub async fn add_node(&self, id: u64, addr: &str) -> Result<pb::MembershipResponse> {
+        self.idempotent(|| async {
+            let mut admin = self.admin.clone();
+            let req = self.request(pb::AddNodeRequest {
+                id,
+                addr: addr.to_string(),
+            });
+            self.attempt(admin.add_node(req)).await
+        })
+        .await
+    }
+
+    /// Removes node `id` from every partition of the cluster. Idempotent.
+    pub async fn remove_node(&self, id: u64) -> Result<pb::MembershipResponse> {
+        self.idempotent(|| async {
+            let mut admin = self.admin.clone();
+            let req = self.request(pb::RemoveNodeRequest { id });
+            self.attempt(admin.remove_node(req)).await
+        })
+        .await
+    }
+
     /// The server's engine statistics.
     pub async fn stats(&self) -> Result<pb::StatsResponse> {
         self.idempotent(|| async {

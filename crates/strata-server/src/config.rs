@@ -93,6 +93,11 @@ pub struct ClusterConfig {
     /// Number of partitions (Raft groups), a power of two fixed when the cluster is created.
     #[serde(default = "default_partitions")]
     pub partitions: u16,
+    /// A node of a running cluster (its gRPC address) to join: this node then bootstraps
+    /// nothing, needs no `peers`, and asks that node to add it (`Admin.AddNode`) until it is a
+    /// member. Harmless on a restart: the request is idempotent.
+    #[serde(default)]
+    pub join: Option<String>,
 }
 
 fn default_partitions() -> u16 {
@@ -101,9 +106,13 @@ fn default_partitions() -> u16 {
 
 impl ClusterConfig {
     /// The members as a map from id to gRPC address, after checking that ids are unique, that
-    /// this node is a member and that the partition count is a power of two.
+    /// this node is a member and that the partition count is a power of two. A joining node
+    /// may list no peers: the cluster tells it its members.
     pub fn members(&self) -> Result<std::collections::BTreeMap<u64, String>> {
         let mut members = std::collections::BTreeMap::new();
+        if self.join.is_some() && self.peers.is_empty() {
+            return Ok(members);
+        }
         for p in &self.peers {
             if p.addr.trim().is_empty() {
                 return Err(Error::Config(format!("peer {} has no address", p.id)));
@@ -316,6 +325,7 @@ mod tests {
             node_id: 3,
             peers,
             partitions: 8,
+            join: None,
         };
         assert!(c.members().is_err(), "node 3 is not a member");
         c.node_id = 1;

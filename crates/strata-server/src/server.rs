@@ -126,12 +126,24 @@ impl Server {
         }
         let listeners = Listeners::bind(&config).await?;
         let db = open_store(&config).await?;
+        let mut members = members;
+        let advertised = listeners.addrs.grpc.to_string();
+        if cluster.join.is_some() {
+            members.insert(cluster.node_id, advertised.clone());
+        }
         let mut raft_config = RaftNodeConfig::new(cluster.node_id, members);
         raft_config.partitions = partitions;
         let node = RaftNode::start(raft_config, db).await?;
-        if let Err(e) = node.bootstrap().await {
-            node.shutdown().await;
-            return Err(e.into());
+        match &cluster.join {
+            Some(seed) => {
+                tokio::spawn(join_cluster(seed.clone(), cluster.node_id, advertised));
+            }
+            None => {
+                if let Err(e) = node.bootstrap().await {
+                    node.shutdown().await;
+                    return Err(e.into());
+                }
+            }
         }
         tracing::info!(
             node = cluster.node_id,
@@ -286,4 +298,47 @@ pub async fn run(
         let _ = out.flush();
     }
     server.serve(shutdown).await
+}
+
+/// How long a joining node keeps asking to be added before it gives up (and logs it).
+const JOIN_ATTEMPTS: u32 = 150;
+
+/// Asks the cluster node at `seed` to add this node (`id`, reachable at `addr`) to every
+/// partition, retrying every 2 s while the seed is unreachable or the change fails, up to
+/// [`JOIN_ATTEMPTS`] times. Runs beside the server, which must serve for the new replicas to
+/// catch up.
+async fn join_cluster(seed: String, id: u64, addr: String) {
+    use strata_proto::v1::AddNodeRequest;
+    use strata_proto::v1::admin_client::AdminClient;
+    let uri = if seed.contains("://") {
+        seed.clone()
+    } else {
+        format!("http://{seed}")
+    };
+    for attempt in 1..=JOIN_ATTEMPTS {
+        let outcome = async {
+            let mut admin = AdminClient::connect(uri.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            admin
+                .add_node(AddNodeRequest {
+                    id,
+                    addr: addr.clone(),
+                })
+                .await
+                .map(|r| r.into_inner().partitions)
+                .map_err(|s| s.to_string())
+        };
+        match outcome.await {
+            Ok(partitions) => {
+                tracing::info!(%seed, id, partitions, "joined the cluster");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(%seed, id, attempt, error = %e, "cannot join the cluster yet");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+    tracing::error!(%seed, id, "gave up joining the cluster; run `strata admin add-node`");
 }

@@ -1,7 +1,9 @@
-//! The `strata.v1.Admin` service: Status, Routes, Stats, Compact and Flush.
+//! The `strata.v1.Admin` service: Status, Routes, AddNode, RemoveNode, Stats, Compact and Flush.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use strata_cluster::raft::membership::MembershipChange;
 
 use strata_proto::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -14,10 +16,35 @@ pub struct AdminApi {
     shared: Arc<Shared>,
 }
 
+/// How long a membership change may take: every partition's new replica catches up first.
+const MEMBERSHIP_CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
+
 impl AdminApi {
     /// Serves the server described by `shared`.
     pub fn new(shared: Arc<Shared>) -> Self {
         AdminApi { shared }
+    }
+
+    async fn change_membership(
+        &self,
+        change: MembershipChange,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let Some(node) = &self.shared.cluster else {
+            return Err(Status::failed_precondition(
+                "not a cluster node: membership changes need cluster mode",
+            ));
+        };
+        let start = Instant::now();
+        let res = node
+            .change_membership(&change, MEMBERSHIP_CHANGE_TIMEOUT)
+            .await
+            .map(|n| {
+                Response::new(pb::MembershipResponse {
+                    partitions: u32::try_from(n).unwrap_or(u32::MAX),
+                })
+            })
+            .map_err(|e| status(&e));
+        observe("membership", start, res)
     }
 }
 
@@ -85,6 +112,30 @@ impl pb::admin_server::Admin for AdminApi {
                 .map(|p| node.leader_addr(p).unwrap_or_default())
                 .collect(),
         }))
+    }
+
+    async fn add_node(
+        &self,
+        req: Request<pb::AddNodeRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let req = req.into_inner();
+        if req.addr.trim().is_empty() {
+            return Err(Status::invalid_argument("the new node needs an address"));
+        }
+        self.change_membership(MembershipChange::Add {
+            id: req.id,
+            addr: req.addr,
+        })
+        .await
+    }
+
+    async fn remove_node(
+        &self,
+        req: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let id = req.into_inner().id;
+        self.change_membership(MembershipChange::Remove { id })
+            .await
     }
 
     async fn stats(
