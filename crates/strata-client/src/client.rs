@@ -144,6 +144,15 @@ impl Connector {
     pub(crate) fn lazy_kv(&self, addr: &str) -> Result<KvClient<Svc>> {
         Ok(self.kv(self.endpoint(addr)?.connect_lazy()))
     }
+
+    /// An Admin client of `addr` that connects on its first call.
+    pub(crate) fn lazy_admin(&self, addr: &str) -> Result<AdminClient<Svc>> {
+        let channel = self.endpoint(addr)?.connect_lazy();
+        Ok(AdminClient::with_interceptor(
+            channel,
+            self.interceptor.clone(),
+        ))
+    }
 }
 
 impl Client {

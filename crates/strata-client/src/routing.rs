@@ -2,7 +2,8 @@
 //! the leader of the key's partition, which costs a second hop; a client that knows where each
 //! partition is led sends the request straight there. [`Routes`] keeps that table (from the
 //! `Admin.Routes` call), a connection per leader address, and refreshes itself every
-//! [`REFRESH_EVERY`] and after a routed call fails. A stale entry costs only the forwarding hop,
+//! [`REFRESH_EVERY`] and after a routed call fails (asking another known node when the one it
+//! connected to does not answer). A stale entry costs only the forwarding hop,
 //! never a wrong answer: the node that receives a request forwards it when it does not lead.
 
 use std::collections::HashMap;
@@ -108,7 +109,7 @@ impl Routes {
         }
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            if let Some(reply) = fetch(&this.seed, &this.connector).await
+            if let Some(reply) = this.fetch_anywhere().await
                 && u16::try_from(reply.partitions).ok() == Some(this.partitions)
             {
                 this.install(&reply);
@@ -116,6 +117,24 @@ impl Routes {
             *lock(&this.refreshed) = Instant::now();
             this.refreshing.store(false, Ordering::Release);
         });
+    }
+
+    /// The routes from the node the client connected to or, when it does not answer (it may
+    /// be down), from any leader seen so far.
+    async fn fetch_anywhere(&self) -> Option<pb::RoutesResponse> {
+        if let Some(reply) = fetch(&self.seed, &self.connector).await {
+            return Some(reply);
+        }
+        let others: Vec<String> = lock(&self.by_addr).keys().cloned().collect();
+        for addr in others {
+            let Ok(admin) = self.connector.lazy_admin(&addr) else {
+                continue;
+            };
+            if let Some(reply) = fetch(&admin, &self.connector).await {
+                return Some(reply);
+            }
+        }
+        None
     }
 
     /// Installs the leaders of `reply`, connecting (lazily) to addresses not seen before.

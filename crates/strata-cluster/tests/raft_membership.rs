@@ -122,5 +122,11 @@ async fn add_a_fourth_node_and_remove_one_under_load() {
             .unwrap();
         assert_eq!(got, Some(key.clone().into_bytes()), "{key}");
     }
+    // Every remaining node reports the new members, node 2 and 3 included (they did not make
+    // the changes themselves).
+    for id in 2..=4 {
+        let members = c.node(id).kv.node().status().members;
+        assert_eq!(members.keys().copied().collect::<Vec<_>>(), vec![2, 3, 4]);
+    }
     c.shutdown().await;
 }

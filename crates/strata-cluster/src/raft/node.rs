@@ -464,24 +464,37 @@ impl RaftNode {
     }
 
     /// Role, term, leader, commit and applied index, log size and replication lag of every
-    /// partition group on this node.
+    /// partition group on this node, and the cluster's members as its groups know them.
     pub fn status(&self) -> ClusterStatus {
-        let partitions = self
+        let metrics: Vec<_> = self
             .map
             .all()
-            .filter_map(|p| {
-                let m = self.metrics(p)?;
-                Some(PartitionStatus::from_metrics(self.id, p, &m))
-            })
+            .filter_map(|p| Some((p, self.metrics(p)?)))
             .collect();
+        // The members as the groups know them (nodes added or removed since this node started
+        // included): the first group's membership, else the configured members.
+        let members: BTreeMap<NodeId, String> = metrics
+            .first()
+            .map(|(_, m)| {
+                m.membership_config
+                    .nodes()
+                    .map(|(id, n)| (*id, n.addr.clone()))
+                    .collect::<BTreeMap<_, _>>()
+            })
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| {
+                self.members()
+                    .iter()
+                    .map(|(id, n)| (*id, n.addr.clone()))
+                    .collect()
+            });
         ClusterStatus {
             node: self.id,
-            members: self
-                .members()
+            members,
+            partitions: metrics
                 .iter()
-                .map(|(id, n)| (*id, n.addr.clone()))
+                .map(|(p, m)| PartitionStatus::from_metrics(self.id, *p, m))
                 .collect(),
-            partitions,
         }
     }
 

@@ -34,10 +34,10 @@ impl std::fmt::Debug for Router {
 }
 
 impl Router {
-    /// Registers `raft` as the instance of `group`.
-    pub fn insert(&self, group: GroupId, raft: Arc<Group>) {
+    /// Registers `instance` as the node's group `group`.
+    pub fn insert(&self, group: GroupId, instance: Arc<Group>) {
         if let Ok(mut g) = self.groups.write() {
-            g.insert(group, raft);
+            g.insert(group, instance);
         }
     }
 
