@@ -136,7 +136,19 @@ impl Server {
         let node = RaftNode::start(raft_config, db).await?;
         match &cluster.join {
             Some(seed) => {
-                tokio::spawn(join_cluster(seed.clone(), cluster.node_id, advertised));
+                if listeners.addrs.grpc.ip().is_unspecified() {
+                    tracing::warn!(
+                        addr = %advertised,
+                        "joining with an unspecified gRPC address: other nodes need a reachable \
+                         one (bind --grpc to this host's address)"
+                    );
+                }
+                tokio::spawn(join_cluster(
+                    seed.clone(),
+                    cluster.node_id,
+                    advertised,
+                    config.token.clone(),
+                ));
             }
             None => {
                 if let Err(e) = node.bootstrap().await {
@@ -305,9 +317,9 @@ const JOIN_ATTEMPTS: u32 = 150;
 
 /// Asks the cluster node at `seed` to add this node (`id`, reachable at `addr`) to every
 /// partition, retrying every 2 s while the seed is unreachable or the change fails, up to
-/// [`JOIN_ATTEMPTS`] times. Runs beside the server, which must serve for the new replicas to
-/// catch up.
-async fn join_cluster(seed: String, id: u64, addr: String) {
+/// [`JOIN_ATTEMPTS`] times. Sends this node's access token, which a cluster shares. Runs
+/// beside the server, which must serve for the new replicas to catch up.
+async fn join_cluster(seed: String, id: u64, addr: String, token: Option<String>) {
     use strata_proto::v1::AddNodeRequest;
     use strata_proto::v1::admin_client::AdminClient;
     let uri = if seed.contains("://") {
@@ -320,11 +332,18 @@ async fn join_cluster(seed: String, id: u64, addr: String) {
             let mut admin = AdminClient::connect(uri.clone())
                 .await
                 .map_err(|e| e.to_string())?;
+            let mut request = tonic::Request::new(AddNodeRequest {
+                id,
+                addr: addr.clone(),
+            });
+            if let Some(t) = &token {
+                let value = format!("Bearer {t}")
+                    .parse()
+                    .map_err(|_| "the access token is not valid metadata".to_string())?;
+                request.metadata_mut().insert("authorization", value);
+            }
             admin
-                .add_node(AddNodeRequest {
-                    id,
-                    addr: addr.clone(),
-                })
+                .add_node(request)
                 .await
                 .map(|r| r.into_inner().partitions)
                 .map_err(|s| s.to_string())
