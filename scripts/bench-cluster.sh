@@ -13,7 +13,9 @@
 # (Debian: etcd-server) and python3. Every client writes 16-byte keys and 100-byte values over
 # a keyspace of 100,000 keys; every write is acknowledged after a majority has synced it; reads
 # are linearizable on both systems (Strata's default; etcd's `serializable = false`). Clients
-# are spread round-robin over the three members of each cluster, which forward to leaders.
+# are spread round-robin over the three members of each cluster; Strata's client then sends
+# each request to its partition's leader (Admin.Routes), while etcd's members forward
+# proposals to their leader over Raft and serve linearizable reads themselves (ReadIndex).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
     --partitions) PARTITIONS="$2"; shift 2 ;;
     --clients) CLIENTS="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
