@@ -38,6 +38,15 @@ async fn write_until(kv: RaftKv, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<Str
     failed
 }
 
+/// Asserts that every partition's voters, as node `seen_by` knows them, are `expected`.
+fn assert_voters(c: &Cluster, seen_by: u64, expected: &[u64]) {
+    for p in 0..8u16 {
+        let m = c.node(seen_by).kv.node().metrics(p).unwrap();
+        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+        assert_eq!(voters, expected, "partition {p}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn add_a_fourth_node_and_remove_one_under_load() {
     init_tracing();
@@ -74,11 +83,7 @@ async fn add_a_fourth_node_and_remove_one_under_load() {
         .change_membership(&add, Duration::from_secs(30))
         .await;
     assert_eq!(again.unwrap(), 8);
-    for p in 0..8u16 {
-        let m = c.node(new).kv.node().metrics(p).unwrap();
-        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
-        assert_eq!(voters, vec![1, 2, 3, 4], "partition {p}");
-    }
+    assert_voters(&c, new, &[1, 2, 3, 4]);
 
     // Node 1 leaves, and is stopped; the writer goes on through node 2.
     let remove = MembershipChange::Remove { id: 1 };
@@ -100,11 +105,7 @@ async fn add_a_fourth_node_and_remove_one_under_load() {
         "{} writes acknowledged during the changes, {failed} failed",
         acked.len()
     );
-    for p in 0..8u16 {
-        let m = c.node(4).kv.node().metrics(p).unwrap();
-        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
-        assert_eq!(voters, vec![2, 3, 4], "partition {p}");
-    }
+    assert_voters(&c, 4, &[2, 3, 4]);
     // The three remaining replicas hold the same data, with every acknowledged write, readable
     // through the new node.
     let sums = c.await_converged(Duration::from_secs(15)).await;

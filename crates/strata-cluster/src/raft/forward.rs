@@ -70,7 +70,8 @@ impl From<ForwardError> for Error {
     }
 }
 
-fn leader_of_error(
+/// openraft's refusal naming the leader, as [`ForwardError::NotLeader`].
+pub(crate) fn leader_of_error(
     f: &openraft::error::ForwardToLeader<NodeId, crate::raft::types::Node>,
 ) -> ForwardError {
     ForwardError::NotLeader {

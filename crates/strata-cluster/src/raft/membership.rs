@@ -15,7 +15,7 @@ use openraft::{ChangeMembers, Raft};
 use serde::{Deserialize, Serialize};
 
 use crate::partition::PartitionId;
-use crate::raft::forward::ForwardError;
+use crate::raft::forward::{ForwardError, leader_of_error};
 use crate::raft::types::{Node, NodeId, TypeConfig};
 
 /// A change of the cluster's membership.
@@ -40,12 +40,7 @@ fn write_error(
     e: RaftError<NodeId, ClientWriteError<NodeId, Node>>,
 ) -> ForwardError {
     match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ForwardError::NotLeader {
-            leader: match (f.leader_id, f.leader_node) {
-                (Some(id), Some(node)) => Some((id, node.addr)),
-                _ => None,
-            },
-        },
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => leader_of_error(&f),
         // Another change in progress, or a learner that has not caught up yet: try again.
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
             ForwardError::Refused(format!("partition {partition}: {e}"))

@@ -265,22 +265,15 @@ impl RaftNode {
                         "partition {partition} has no leader; retry"
                     )));
                 };
-                let addr = m
-                    .membership_config
-                    .membership()
-                    .get_node(&id)
-                    .map(|n| n.addr.clone());
-                (id, addr)
+                (id, self.node_addr(&m, id))
             }
         };
         if id == self.id {
             return Ok(Target::Local(Arc::clone(group)));
         }
-        let addr = addr
-            .or_else(|| self.members().get(&id).map(|n| n.addr.clone()))
-            .ok_or_else(|| {
-                Error::Unavailable(format!("partition {partition}: leader {id} has no address"))
-            })?;
+        let addr = addr.ok_or_else(|| {
+            Error::Unavailable(format!("partition {partition}: leader {id} has no address"))
+        })?;
         let client = self
             .peers
             .client(&addr)
@@ -443,7 +436,12 @@ impl RaftNode {
     /// The gRPC address of `partition`'s leader as this node knows it.
     pub fn leader_addr(&self, partition: PartitionId) -> Option<String> {
         let m = self.metrics(partition)?;
-        let id = m.current_leader?;
+        self.node_addr(&m, m.current_leader?)
+    }
+
+    /// Node `id`'s gRPC address: from the group's membership (`m`), else from the nodes this
+    /// node was configured with or has added.
+    fn node_addr(&self, m: &RaftMetrics<NodeId, Node>, id: NodeId) -> Option<String> {
         m.membership_config
             .membership()
             .get_node(&id)
