@@ -58,9 +58,6 @@ pub struct RemoveNodeArgs {
     pub id: u64,
 }
 
-/// How long a membership change may take (the new node catches up on every partition).
-const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(180);
-
 /// Runs `change` against `server` with a client whose deadline allows for catching up.
 fn membership<F, Fut>(server: &str, change: F) -> anyhow::Result<u32>
 where
@@ -73,7 +70,7 @@ where
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let opts = strata_client::ClientOptions {
-            request_timeout: MEMBERSHIP_TIMEOUT,
+            request_timeout: strata_client::MEMBERSHIP_TIMEOUT,
             route_to_leaders: false,
             ..Default::default()
         };

@@ -145,13 +145,13 @@ impl Connector {
         Ok(self.kv(self.endpoint(addr)?.connect_lazy()))
     }
 
+    fn admin(&self, channel: Channel) -> AdminClient<Svc> {
+        AdminClient::with_interceptor(channel, self.interceptor.clone())
+    }
+
     /// An Admin client of `addr` that connects on its first call.
     pub(crate) fn lazy_admin(&self, addr: &str) -> Result<AdminClient<Svc>> {
-        let channel = self.endpoint(addr)?.connect_lazy();
-        Ok(AdminClient::with_interceptor(
-            channel,
-            self.interceptor.clone(),
-        ))
+        Ok(self.admin(self.endpoint(addr)?.connect_lazy()))
     }
 }
 
@@ -163,7 +163,7 @@ impl Client {
         let connector = Connector::new(opts.clone())?;
         let channel = connector.connect(addr).await?;
         let kv = connector.kv(channel.clone());
-        let admin = AdminClient::with_interceptor(channel, connector.interceptor.clone());
+        let admin = connector.admin(channel);
         let routes = if opts.route_to_leaders {
             Routes::discover(admin.clone(), connector).await
         } else {

@@ -38,5 +38,5 @@ pub mod routing;
 pub use batch::{Batch, BatchOutcome};
 pub use client::Client;
 pub use error::{Error, Result};
-pub use options::{ClientOptions, TlsOptions};
+pub use options::{ClientOptions, MEMBERSHIP_TIMEOUT, TlsOptions};
 pub use strata_proto::v1::Consistency;

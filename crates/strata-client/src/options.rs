@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+/// A `request_timeout` for [`Client::add_node`](crate::Client::add_node) and
+/// [`Client::remove_node`](crate::Client::remove_node): a server gives a membership change up
+/// to two minutes, as every partition's new replica catches up first.
+pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// How a client connects and calls.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {

@@ -320,37 +320,23 @@ const JOIN_ATTEMPTS: u32 = 150;
 /// [`JOIN_ATTEMPTS`] times. Sends this node's access token, which a cluster shares. Runs
 /// beside the server, which must serve for the new replicas to catch up.
 async fn join_cluster(seed: String, id: u64, addr: String, token: Option<String>) {
-    use strata_proto::v1::AddNodeRequest;
-    use strata_proto::v1::admin_client::AdminClient;
-    let uri = if seed.contains("://") {
-        seed.clone()
-    } else {
-        format!("http://{seed}")
+    // The loop below paces the attempts; each is one call with a deadline that outlasts the
+    // change.
+    let opts = strata_client::ClientOptions {
+        request_timeout: strata_client::MEMBERSHIP_TIMEOUT,
+        max_retries: 0,
+        token,
+        route_to_leaders: false,
+        ..Default::default()
     };
     for attempt in 1..=JOIN_ATTEMPTS {
         let outcome = async {
-            let mut admin = AdminClient::connect(uri.clone())
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut request = tonic::Request::new(AddNodeRequest {
-                id,
-                addr: addr.clone(),
-            });
-            if let Some(t) = &token {
-                let value = format!("Bearer {t}")
-                    .parse()
-                    .map_err(|_| "the access token is not valid metadata".to_string())?;
-                request.metadata_mut().insert("authorization", value);
-            }
-            admin
-                .add_node(request)
-                .await
-                .map(|r| r.into_inner().partitions)
-                .map_err(|s| s.to_string())
+            let client = strata_client::Client::connect(&seed, opts.clone()).await?;
+            client.add_node(id, &addr).await
         };
         match outcome.await {
-            Ok(partitions) => {
-                tracing::info!(%seed, id, partitions, "joined the cluster");
+            Ok(reply) => {
+                tracing::info!(%seed, id, partitions = reply.partitions, "joined the cluster");
                 return;
             }
             Err(e) => {
