@@ -97,3 +97,42 @@ fn repeated_reads_are_served_by_the_block_cache() {
     assert!(s.block_cache_bytes > 0 && s.block_cache_bytes <= s.block_cache_capacity);
     assert!(s.pinned_table_bytes > 0);
 }
+
+#[test]
+fn lookups_without_io_answer_from_memory_or_say_they_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let mut b = WriteBatch::new();
+    for i in 0..10_000u32 {
+        b.put(format!("key{i:06}"), format!("flushed{i}")).unwrap();
+    }
+    db.write(b, WriteOptions::no_sync()).unwrap();
+    db.flush().unwrap();
+    db.put(b"key000001", b"in the memtable").unwrap();
+    db.delete(b"key000002").unwrap();
+
+    // The memtable answers, a value or a tombstone, and the filters rule absent keys out.
+    assert_eq!(
+        db.get_if_cached(b"key000001").unwrap(),
+        Some(Some(b"in the memtable".to_vec()))
+    );
+    assert_eq!(db.get_if_cached(b"key000002").unwrap(), Some(None));
+    let absent_answered = (0..1000)
+        .filter(|i| db.get_if_cached(format!("absent{i}").as_bytes()).unwrap() == Some(None))
+        .count();
+    assert!(absent_answered > 950, "{absent_answered} of 1000");
+    // A flushed key needs its data block: not cached yet, so no answer; once read, cached.
+    assert_eq!(db.get_if_cached(b"key005000").unwrap(), None);
+    assert_eq!(db.get(b"key005000").unwrap(), Some(b"flushed5000".to_vec()));
+    assert_eq!(
+        db.get_if_cached(b"key005000").unwrap(),
+        Some(Some(b"flushed5000".to_vec()))
+    );
+    // Whenever it answers, it answers as `get` does.
+    for i in (0..10_000u32).step_by(13) {
+        let key = format!("key{i:06}");
+        if let Some(v) = db.get_if_cached(key.as_bytes()).unwrap() {
+            assert_eq!(v, db.get(key.as_bytes()).unwrap(), "{key}");
+        }
+    }
+}

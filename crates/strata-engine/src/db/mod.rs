@@ -273,6 +273,19 @@ impl Db {
         )
     }
 
+    /// Reads the newest value of `key` if that needs no file read: from the memtables, the
+    /// pinned filters and indexes and the block cache (RocksDB's `kBlockCacheTier`). `Ok(None)`
+    /// means a data block the lookup needs is not cached; [`Db::get`] then reads it. For async
+    /// callers, which can answer most reads on their own thread and send only the rest to a
+    /// blocking pool.
+    pub fn get_if_cached(&self, key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
+        let seq = self.inner.last_seq.load(Ordering::Acquire);
+        Ok(match read::lookup(&self.inner, key, seq, false)? {
+            read::Lookup::Value(v) => Some(v),
+            read::Lookup::NeedsIo => None,
+        })
+    }
+
     /// Sets `key` to `value`, synced.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let mut b = WriteBatch::new();

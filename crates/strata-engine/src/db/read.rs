@@ -24,24 +24,46 @@ fn covered(sv: &SuperVersion, key: &[u8], entry_seq: SeqNo, read_seq: SeqNo) -> 
         || is_covered(&sv.version.range_tombstones, key, entry_seq, read_seq)
 }
 
+/// The answer of a point lookup that may not be allowed to read files.
+pub(crate) enum Lookup {
+    /// The newest visible value, or `None` if the key has none.
+    Value(Option<Vec<u8>>),
+    /// Answering needs a data block that is not in the block cache.
+    NeedsIo,
+}
+
+/// Reads the newest value of `key` visible at `seq`.
 pub(crate) fn get(inner: &DbInner, key: &[u8], seq: SeqNo) -> Result<Option<Vec<u8>>> {
+    match lookup(inner, key, seq, true)? {
+        Lookup::Value(v) => Ok(v),
+        // Unreachable: only a lookup without I/O answers this.
+        Lookup::NeedsIo => Err(Error::InvalidArgument(
+            "a lookup allowed to read files asked for file reads".into(),
+        )),
+    }
+}
+
+/// Looks `key` up at `seq`, from the memtables, the pinned filters and indexes and the block
+/// cache only unless `allow_io`.
+pub(crate) fn lookup(inner: &DbInner, key: &[u8], seq: SeqNo, allow_io: bool) -> Result<Lookup> {
     check_key(key)?;
-    let c = &inner.counters;
-    Counters::add(&c.keys_read, 1);
     let sv = inner.super_version();
     let hash = BloomFilter::hash(key);
     let mut found = once(&sv.mem)
         .chain(sv.imms.iter())
         .find_map(|m| m.get_hashed(key, hash, seq))
         .map(|g| (g.seq, g.kind, g.value.to_vec()));
+    // Counted once the lookup is answered, so a lookup retried with I/O counts once.
+    let (mut negatives, mut positives, mut false_positives) = (0, 0, 0);
     if found.is_none() {
         for f in sv.version.tables_for_key(key) {
-            match f.table.get_hashed(key, hash, seq)? {
-                TableGet::FilteredOut => Counters::add(&c.bloom_negatives, 1),
+            match f.table.get_hashed(key, hash, seq, allow_io)? {
+                TableGet::NotCached => return Ok(Lookup::NeedsIo),
+                TableGet::FilteredOut => negatives += 1,
                 TableGet::NotFound => {
                     if inner.opts.bloom_bits_per_key > 0 {
-                        Counters::add(&c.bloom_positives, 1);
-                        Counters::add(&c.bloom_false_positives, 1);
+                        positives += 1;
+                        false_positives += 1;
                     }
                 }
                 TableGet::Found {
@@ -49,17 +71,28 @@ pub(crate) fn get(inner: &DbInner, key: &[u8], seq: SeqNo) -> Result<Option<Vec<
                     kind,
                     value,
                 } => {
-                    Counters::add(&c.bloom_positives, 1);
+                    positives += 1;
                     found = Some((s, kind, value));
                     break;
                 }
             }
         }
     }
-    Ok(match found {
+    let c = &inner.counters;
+    Counters::add(&c.keys_read, 1);
+    for (counter, n) in [
+        (&c.bloom_negatives, negatives),
+        (&c.bloom_positives, positives),
+        (&c.bloom_false_positives, false_positives),
+    ] {
+        if n > 0 {
+            Counters::add(counter, n);
+        }
+    }
+    Ok(Lookup::Value(match found {
         Some((s, ValueKind::Put, value)) if !covered(&sv, key, s, seq) => Some(value),
         _ => None,
-    })
+    }))
 }
 
 pub(crate) fn iter(

@@ -34,6 +34,9 @@ pub enum TableGet {
         /// The value (empty for a tombstone).
         value: Vec<u8>,
     },
+    /// The lookup was not allowed to read from the file and the data block it needs is not in
+    /// the block cache.
+    NotCached,
 }
 
 /// An open, immutable table; `Send + Sync`, shared as `Arc<Table>`.
@@ -130,12 +133,19 @@ impl Table {
     /// applied here: they are returned by [`Table::range_tombstones`] for the caller to combine
     /// with those of newer sources.
     pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Result<TableGet> {
-        self.get_hashed(user_key, BloomFilter::hash(user_key), seq)
+        self.get_hashed(user_key, BloomFilter::hash(user_key), seq, true)
     }
 
     /// [`Table::get`] with the key's [`BloomFilter::hash`] already computed, so one hash serves
-    /// every table a lookup visits.
-    pub fn get_hashed(&self, user_key: &[u8], hash: u64, seq: SeqNo) -> Result<TableGet> {
+    /// every table a lookup visits. Without `allow_io`, a data block missing from the block
+    /// cache is not read: the answer is [`TableGet::NotCached`].
+    pub fn get_hashed(
+        &self,
+        user_key: &[u8],
+        hash: u64,
+        seq: SeqNo,
+        allow_io: bool,
+    ) -> Result<TableGet> {
         if self
             .filter
             .as_deref()
@@ -149,7 +159,14 @@ impl Table {
         if !index.valid() {
             return Ok(TableGet::NotFound);
         }
-        let block = self.read_data_block(index.value())?;
+        let block = if allow_io {
+            self.read_data_block(index.value())?
+        } else {
+            match self.cached_data_block(index.value())? {
+                Some(block) => block,
+                None => return Ok(TableGet::NotCached),
+            }
+        };
         let mut it = block.iter();
         it.seek(&target)?;
         if !it.valid() {
@@ -211,20 +228,31 @@ impl Table {
         self.index.iter()
     }
 
-    /// Reads and verifies the data block whose encoded handle is `handle_bytes`.
-    pub(crate) fn read_data_block(&self, handle_bytes: &[u8]) -> Result<Block> {
-        let handle = BlockHandle::decode(handle_bytes).ok_or_else(|| {
+    fn decode_handle(&self, handle_bytes: &[u8]) -> Result<BlockHandle> {
+        BlockHandle::decode(handle_bytes).ok_or_else(|| {
             Error::corruption(
                 &*self.path,
                 self.index.offset(),
                 "malformed block handle in index",
             )
-        })?;
-        if let Some((cache, id)) = &self.cache
-            && let Some(block) = cache.get((*id, handle.offset))
-        {
+        })
+    }
+
+    /// The data block whose encoded handle is `handle_bytes` if the block cache holds it.
+    fn cached_data_block(&self, handle_bytes: &[u8]) -> Result<Option<Block>> {
+        let handle = self.decode_handle(handle_bytes)?;
+        Ok(self
+            .cache
+            .as_ref()
+            .and_then(|(cache, id)| cache.get((*id, handle.offset))))
+    }
+
+    /// Reads and verifies the data block whose encoded handle is `handle_bytes`.
+    pub(crate) fn read_data_block(&self, handle_bytes: &[u8]) -> Result<Block> {
+        if let Some(block) = self.cached_data_block(handle_bytes)? {
             return Ok(block);
         }
+        let handle = self.decode_handle(handle_bytes)?;
         let contents = read_block(self.file.as_ref(), &self.path, handle, self.blocks_end)?;
         let block = Block::new(contents, self.path.clone(), handle.offset)?;
         if let Some((cache, id)) = &self.cache {

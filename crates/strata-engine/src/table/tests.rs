@@ -215,6 +215,7 @@ fn check_round_trip(fs: &dyn FileSystem, dir: &Path, opts: TableOptions) {
             TableGet::FilteredOut => filtered += 1,
             TableGet::NotFound => {}
             TableGet::Found { .. } => panic!("found an absent key"),
+            TableGet::NotCached => panic!("a lookup allowed to read answered NotCached"),
         }
         absent += 1;
     }
