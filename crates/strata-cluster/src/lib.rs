@@ -34,6 +34,8 @@
 //! - [`locks`]: the striped key-lock table that makes read-modify-write requests atomic.
 //! - [`partition`]: Redis Cluster hash slots, the slot-to-partition map, the engine key layout
 //!   of partition data and Raft state, and the [`Placement`](partition::Placement) trait.
+//! - [`point_read`]: point reads from async code, off the blocking pool when the block cache
+//!   answers.
 //! - [`linearizability`]: a Wing–Gong/Knossos-style checker for recorded key-value histories.
 //! - [`raft`]: multi-Raft on openraft: per-partition log store and state machine in the engine,
 //!   the `strata.raft.v1` transport (client and service), [`RaftNode`](raft::node::RaftNode)
@@ -46,6 +48,7 @@ pub mod linearizability;
 pub mod local;
 pub mod locks;
 pub mod partition;
+pub mod point_read;
 pub mod raft;
 pub mod service;
 

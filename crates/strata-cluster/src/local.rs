@@ -18,12 +18,12 @@ use crate::service::{
     BatchOutcome, Durability, KvPair, KvService, Mutation, Precondition, ReadOptions, ScanRequest,
     ScanStream,
 };
-use crate::{Error, Result};
+use crate::{Error, Result, point_read};
 
-/// Point reads of at most this many keys run on the caller's thread. A read takes no lock a
-/// writer holds for long and is a memtable or block-cache lookup (or a read of a table block
-/// the page cache usually holds), microseconds, less than a trip to the blocking pool costs;
-/// larger multi-key reads still go to the pool so they cannot hold up an async worker.
+/// Point reads of at most this many keys run on the caller's thread as far as the engine can
+/// answer them from memory ([`point_read`]): microseconds each, less than a trip to the
+/// blocking pool costs; larger multi-key reads go to the pool so they cannot hold up an async
+/// worker.
 const INLINE_READ_KEYS: usize = 256;
 /// Pairs per scan chunk.
 const SCAN_CHUNK_PAIRS: usize = 256;
@@ -189,7 +189,8 @@ impl Inner {
 impl KvService for LocalKv {
     async fn get(&self, key: Vec<u8>, _opts: ReadOptions) -> Result<Option<Vec<u8>>> {
         check_key(&key)?;
-        Ok(self.inner.db.get(&key)?)
+        let mut values = point_read::get_many(&self.inner.db, vec![key]).await?;
+        Ok(values.pop().flatten())
     }
 
     async fn get_many(
@@ -209,9 +210,7 @@ impl KvService for LocalKv {
                 })
                 .await;
         }
-        keys.iter()
-            .map(|k| self.inner.db.get(k).map_err(Error::from))
-            .collect()
+        point_read::get_many(&self.inner.db, keys).await
     }
 
     async fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {

@@ -17,10 +17,10 @@ use strata_engine::Db;
 use strata_proto::raft_v1::RaftRequest;
 use tonic::transport::Channel;
 
-use crate::Error;
 use crate::partition::{PartitionId, data_key, group_of};
 use crate::raft::group::Group;
 use crate::raft::types::{Command, NodeId, Response, TypeConfig, decode, encode};
+use crate::{Error, point_read};
 use strata_proto::raft_v1::raft_client::RaftClient;
 
 /// Why a node did not serve an operation (forwarded or its own).
@@ -132,15 +132,10 @@ pub async fn leader_read(
 ) -> Result<Vec<Option<Vec<u8>>>, ForwardError> {
     group.read_index().await?;
     let partition = group.partition();
-    let db = Arc::clone(db);
-    tokio::task::spawn_blocking(move || {
-        keys.iter()
-            .map(|k| db.get(&data_key(partition, k)))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(|e| ForwardError::Failed(format!("read task failed: {e}")))?
-    .map_err(|e| ForwardError::Failed(format!("storage error: {e}")))
+    let keys = keys.iter().map(|k| data_key(partition, k)).collect();
+    point_read::get_many(db, keys)
+        .await
+        .map_err(|e| ForwardError::Failed(format!("storage error: {e}")))
 }
 
 /// Which forwarding RPC to call.

@@ -21,7 +21,7 @@ use crate::service::{
     BatchOutcome, Consistency, KvPair, KvService, Mutation, Precondition, ReadOptions, ScanRequest,
     ScanStream,
 };
-use crate::{Error, Result};
+use crate::{Error, Result, point_read};
 
 /// Pairs per scan chunk.
 const SCAN_CHUNK_PAIRS: usize = 256;
@@ -74,8 +74,9 @@ impl RaftKv {
                 )),
             };
         }
-        let node = Arc::clone(&self.node);
-        tokio::task::spawn_blocking(move || node.read_local(&key)).await?
+        let key = data_key(partition, &key);
+        let mut values = point_read::get_many(self.node.db(), vec![key]).await?;
+        Ok(values.pop().flatten())
     }
 
     async fn write(&self, partition: PartitionId, cmd: Command) -> Result<Response> {
