@@ -12,12 +12,24 @@
 //! heartbeats per `ensure_linearizable` call, so the reads waiting while one confirmation is in
 //! flight share the next one. Each read is answered by a confirmation that began after the read
 //! arrived, which is all a read index needs to be linearizable.
+//!
+//! A confirmation also gives the leader a read lease (when the node's configuration enables
+//! them): for a while after the heartbeats it sent, no other node can become leader, because
+//! every follower that acknowledged them refuses to vote for `election_timeout_max` after it
+//! heard from the leader (openraft's leader lease, which a restarted follower honours too: its
+//! vote is loaded as just renewed). So until `started + read_lease` (a fraction of that) the
+//! leader serves reads at its last log index without asking anyone, renewing the lease in the
+//! background while reads keep coming, as TiKV's lease reads do. Any vote request the node
+//! receives for the group ends the lease at once, before openraft sees it, and a lease is only
+//! used in the term it was confirmed in.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use openraft::Raft;
+use openraft::{Raft, ServerState};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::partition::PartitionId;
 use crate::raft::forward::{self, ForwardError};
@@ -32,6 +44,10 @@ const MAX_BYTES_PER_ENTRY: usize = 1 << 20;
 /// overlap (3-node cluster, 8 partitions, 64 clients: 3,379-3,512 writes/s with two, 3,948-4,207
 /// with one, alternated in one run).
 const MAX_PROPOSALS_IN_FLIGHT: usize = 1;
+
+/// The longest a read under a lease waits for the leader to apply its log up to the read
+/// index; past it the read is refused (certainly without effect) and retried.
+const LEASED_APPLY_WAIT: Duration = Duration::from_secs(2);
 
 type Reply<T> = oneshot::Sender<Result<T, ForwardError>>;
 
@@ -49,12 +65,40 @@ struct Reads {
     in_flight: bool,
 }
 
+/// Leadership confirmed by a quorum: no other leader before `until`, in `term`.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    term: u64,
+    until: Instant,
+}
+
+/// The group's read lease, and how many times it was revoked (a confirmation that began before
+/// a revocation must not grant a lease).
+#[derive(Debug, Default)]
+struct LeaseState {
+    lease: Option<Lease>,
+    revocations: u64,
+}
+
+/// A read served under the lease.
+struct LeasedRead {
+    /// The leader's last log index: everything committed before the read began is at or below.
+    index: Option<u64>,
+    /// Whether the leader has applied up to `index` already.
+    applied: bool,
+    /// Whether the lease is half spent, so a confirmation should renew it.
+    renew: bool,
+}
+
 /// One partition group on this node. Shared through an [`Arc`].
 pub struct Group {
     raft: Raft<TypeConfig>,
     partition: PartitionId,
+    /// How long after a confirmation began the leader reads under its lease; zero: never.
+    read_lease: Duration,
     proposals: Mutex<Proposals>,
     reads: Mutex<Reads>,
+    lease: Mutex<LeaseState>,
 }
 
 impl std::fmt::Debug for Group {
@@ -70,13 +114,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Group {
-    /// The group of `partition`, run by `raft`.
-    pub fn new(raft: Raft<TypeConfig>, partition: PartitionId) -> Arc<Group> {
+    /// The group of `partition`, run by `raft`, reading under a lease for `read_lease` after
+    /// each leadership confirmation (zero: every read is confirmed). `read_lease` must be well
+    /// under openraft's leader lease (`election_timeout_max`).
+    pub fn new(raft: Raft<TypeConfig>, partition: PartitionId, read_lease: Duration) -> Arc<Group> {
         Arc::new(Group {
             raft,
             partition,
+            read_lease,
             proposals: Mutex::default(),
             reads: Mutex::default(),
+            lease: Mutex::default(),
         })
     }
 
@@ -154,18 +202,32 @@ impl Group {
         }
     }
 
+    /// The index a linearizable read of the partition must see, once this node (its leader)
+    /// has applied up to it: under the read lease, the leader's last log index; otherwise
     /// openraft's read index, confirmed by a quorum after this call began (see
-    /// [`forward::leader_read_index`]), shared with the reads waiting beside this one.
+    /// [`forward::leader_read_index`]) and shared with the reads waiting beside this one.
     pub async fn read_index(self: &Arc<Self>) -> Result<Option<u64>, ForwardError> {
-        let (tx, rx) = oneshot::channel();
-        let launch = {
-            let mut r = lock(&self.reads);
-            r.waiting.push(tx);
-            !std::mem::replace(&mut r.in_flight, true)
-        };
-        if launch {
-            tokio::spawn(Arc::clone(self).confirm_waiting());
+        if let Some(read) = self.leased_read() {
+            if read.renew {
+                self.start_confirmations();
+            }
+            if !read.applied {
+                self.raft
+                    .wait(Some(LEASED_APPLY_WAIT))
+                    .applied_index_at_least(read.index, "leased read")
+                    .await
+                    .map_err(|e| {
+                        ForwardError::Refused(format!(
+                            "partition {}: leader behind its read index: {e}",
+                            self.partition
+                        ))
+                    })?;
+            }
+            return Ok(read.index);
         }
+        let (tx, rx) = oneshot::channel();
+        lock(&self.reads).waiting.push(tx);
+        self.start_confirmations();
         rx.await.unwrap_or_else(|_| {
             Err(ForwardError::Refused(format!(
                 "partition {}: the read barrier task ended without an answer",
@@ -174,23 +236,86 @@ impl Group {
         })
     }
 
-    /// Runs leadership confirmations until no read waits: each answers the reads that were
-    /// waiting when it began.
+    /// Ends the read lease: a node is campaigning, and this node's vote may help it win.
+    /// Called before the group sees any vote request.
+    pub fn revoke_lease(&self) {
+        let mut state = lock(&self.lease);
+        state.lease = None;
+        state.revocations += 1;
+    }
+
+    /// The read this node may serve under its lease right now, if it holds one.
+    fn leased_read(&self) -> Option<LeasedRead> {
+        if self.read_lease.is_zero() {
+            return None;
+        }
+        let lease = lock(&self.lease).lease?;
+        let now = Instant::now();
+        if now >= lease.until {
+            return None;
+        }
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        if m.state != ServerState::Leader || m.current_term != lease.term {
+            return None;
+        }
+        Some(LeasedRead {
+            index: m.last_log_index,
+            applied: m.last_applied.map(|l| l.index) >= m.last_log_index,
+            renew: lease.until - now < self.read_lease / 2,
+        })
+    }
+
+    /// Starts the confirmation task unless it runs: it confirms at least once (renewing the
+    /// lease), then again while reads wait.
+    fn start_confirmations(self: &Arc<Self>) {
+        let launch = !std::mem::replace(&mut lock(&self.reads).in_flight, true);
+        if launch {
+            tokio::spawn(Arc::clone(self).confirm_waiting());
+        }
+    }
+
+    /// Runs leadership confirmations, the first at once and then until no read waits: each
+    /// answers the reads that were waiting when it began.
     async fn confirm_waiting(self: Arc<Self>) {
+        let mut first = true;
         loop {
             let waiting = {
                 let mut r = lock(&self.reads);
-                if r.waiting.is_empty() {
+                if r.waiting.is_empty() && !first {
                     r.in_flight = false;
                     return;
                 }
                 std::mem::take(&mut r.waiting)
             };
-            let result = forward::leader_read_index(&self.raft, self.partition).await;
+            first = false;
+            let result = self.confirm().await;
             for reply in waiting {
                 let _ = reply.send(result.clone());
             }
         }
+    }
+
+    /// One leadership confirmation, which grants a lease from the moment it began when it
+    /// succeeds and no vote request arrived meanwhile.
+    async fn confirm(&self) -> Result<Option<u64>, ForwardError> {
+        let term = self.raft.metrics().borrow().current_term;
+        let revocations = lock(&self.lease).revocations;
+        let started = Instant::now();
+        let result = forward::leader_read_index(&self.raft, self.partition).await;
+        if result.is_ok() && !self.read_lease.is_zero() {
+            let mut state = lock(&self.lease);
+            if state.revocations == revocations {
+                let until = started + self.read_lease;
+                let longer = state
+                    .lease
+                    .is_none_or(|l| l.term != term || l.until < until);
+                if longer {
+                    state.lease = Some(Lease { term, until });
+                }
+            }
+        }
+        result
     }
 }
 

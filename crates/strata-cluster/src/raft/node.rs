@@ -53,6 +53,12 @@ pub struct RaftNodeConfig {
     pub request_timeout: Duration,
     /// How peers are connected to (`None`: TCP); a simulated network in tests.
     pub connector: Option<PeerConnector>,
+    /// Whether a leader serves linearizable reads under a read lease (see
+    /// [`Group`](crate::raft::group::Group)) for half the minimum election timeout after each
+    /// quorum confirmation, rather than confirming for every batch of reads. It assumes that
+    /// the nodes' clocks advance at the same rate to within that margin (one machine's
+    /// monotonic clock, or NTP-disciplined hosts).
+    pub lease_reads: bool,
 }
 
 impl RaftNodeConfig {
@@ -70,6 +76,7 @@ impl RaftNodeConfig {
             logs_kept_after_snapshot: 1_000,
             request_timeout: Duration::from_secs(5),
             connector: None,
+            lease_reads: true,
         }
     }
 
@@ -126,6 +133,11 @@ impl RaftNode {
         let router = Router::default();
         let placement: Arc<dyn Placement> = Arc::new(AllNodes);
         let member_ids: BTreeSet<NodeId> = config.members.keys().copied().collect();
+        let read_lease = if config.lease_reads {
+            config.election_timeout.0 / 2
+        } else {
+            Duration::ZERO
+        };
         for partition in config.partitions.all() {
             if !placement
                 .replicas(partition, &member_ids)
@@ -140,7 +152,7 @@ impl RaftNode {
             let raft = Raft::new(config.id, Arc::clone(&raft_config), network, log, sm)
                 .await
                 .map_err(|e| Error::Internal(format!("starting raft group {group}: {e}")))?;
-            router.insert(group, Group::new(raft, partition));
+            router.insert(group, Group::new(raft, partition, read_lease));
         }
         tracing::info!(
             node = config.id,

@@ -116,6 +116,11 @@ impl RaftRpc for RaftService {
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let req = request.into_inner();
+        // A campaign has begun: this node's vote may elect another leader, so its own read
+        // lease ends before openraft decides.
+        if let Some(group) = self.router.get(req.group) {
+            group.revoke_lease();
+        }
         let raft = self.group(req.group)?;
         let rpc = decode(&req.payload).map_err(bad_payload)?;
         reply(&raft.vote(rpc).await)
