@@ -111,15 +111,19 @@ impl PartitionMap {
     }
 }
 
+/// Bytes the cluster prepends to a user key in the engine: open a cluster node's store with
+/// this much [`key_prefix_room`](strata_engine::Options::key_prefix_room).
+pub const DATA_PREFIX_LEN: usize = 3;
+
 /// The engine key prefix of a partition's user data.
-pub fn data_prefix(partition: PartitionId) -> [u8; 3] {
+pub fn data_prefix(partition: PartitionId) -> [u8; DATA_PREFIX_LEN] {
     let [hi, lo] = partition.to_be_bytes();
     [DATA_TAG, hi, lo]
 }
 
 /// The engine key holding `user_key` of `partition`.
 pub fn data_key(partition: PartitionId, user_key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(3 + user_key.len());
+    let mut k = Vec::with_capacity(DATA_PREFIX_LEN + user_key.len());
     k.extend_from_slice(&data_prefix(partition));
     k.extend_from_slice(user_key);
     k

@@ -244,5 +244,20 @@ async fn replicate_fail_over_and_catch_up() {
     for i in (0..400).step_by(13) {
         assert_eq!(get(&c, &format!("key{i}")).await, Some(format!("v{i}")));
     }
+
+    // A user key of the full documented length fits behind the partition prefix; one byte
+    // more is refused.
+    let kv = &c.node(1).kv;
+    let longest = vec![b'L'; strata_engine::MAX_KEY_LEN];
+    kv.put(longest.clone(), b"long".to_vec()).await.unwrap();
+    assert_eq!(
+        kv.get(longest.clone(), ReadOptions::default())
+            .await
+            .unwrap(),
+        Some(b"long".to_vec())
+    );
+    let mut too_long = longest;
+    too_long.push(b'L');
+    assert!(kv.put(too_long, b"v".to_vec()).await.is_err());
     c.shutdown().await;
 }

@@ -203,7 +203,13 @@ fn host_name(id: u64) -> String {
 fn open_db(dir: &PathBuf) -> strata_engine::Db {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match strata_engine::Db::open(dir, strata_engine::Options::default()) {
+        match strata_engine::Db::open(
+            dir,
+            strata_engine::Options {
+                key_prefix_room: strata_cluster::partition::DATA_PREFIX_LEN,
+                ..Default::default()
+            },
+        ) {
             Ok(db) => return db,
             Err(e) if Instant::now() < deadline => {
                 tracing::info!(error = %e, "store not free yet");

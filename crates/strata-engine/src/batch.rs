@@ -5,7 +5,10 @@
 use crate::coding::{Reader, put_bytes, put_u32, put_u64};
 use crate::error::{Error, Result};
 use crate::key::{MAX_SEQNO, SeqNo};
-use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
+use crate::{MAX_KEY_LEN, MAX_KEY_PREFIX_ROOM, MAX_VALUE_LEN};
+
+/// The longest key any store accepts: [`MAX_KEY_LEN`] plus the most prefix room.
+pub(crate) const MAX_STORED_KEY_LEN: usize = MAX_KEY_LEN + MAX_KEY_PREFIX_ROOM;
 
 const TAG_DELETE: u8 = 0;
 const TAG_PUT: u8 = 1;
@@ -49,12 +52,17 @@ impl Default for WriteBatch {
     }
 }
 
-/// Checks a key against the engine's limits.
+/// Checks a user's key against the limit every layer holds keys to ([`MAX_KEY_LEN`]).
 pub fn check_key(key: &[u8]) -> Result<()> {
-    if key.is_empty() || key.len() > MAX_KEY_LEN {
+    check_key_len(key, MAX_KEY_LEN)
+}
+
+/// Checks a key against a limit of `max` bytes.
+pub(crate) fn check_key_len(key: &[u8], max: usize) -> Result<()> {
+    if key.is_empty() || key.len() > max {
         return Err(Error::InvalidKey {
             len: key.len(),
-            max: MAX_KEY_LEN,
+            max,
         });
     }
     Ok(())
@@ -80,10 +88,12 @@ impl WriteBatch {
         }
     }
 
-    /// Adds a put. Fails if the key or value is over the limits.
+    /// Adds a put. Fails if the value is over its limit or the key longer than any store
+    /// accepts; [`Db::write`](crate::Db::write) then holds the keys to the store's own limit
+    /// ([`Options::max_key_len`](crate::Options::max_key_len)).
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<&mut Self> {
         let (key, value) = (key.as_ref(), value.as_ref());
-        check_key(key)?;
+        check_key_len(key, MAX_STORED_KEY_LEN)?;
         check_value(value)?;
         self.rep.push(TAG_PUT);
         put_bytes(&mut self.rep, key);
@@ -92,10 +102,11 @@ impl WriteBatch {
         Ok(self)
     }
 
-    /// Adds a delete. Fails if the key is over the limit.
+    /// Adds a delete. Fails if the key is longer than any store accepts (see
+    /// [`WriteBatch::put`]).
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<&mut Self> {
         let key = key.as_ref();
-        check_key(key)?;
+        check_key_len(key, MAX_STORED_KEY_LEN)?;
         self.rep.push(TAG_DELETE);
         put_bytes(&mut self.rep, key);
         self.count += 1;
@@ -109,8 +120,8 @@ impl WriteBatch {
         end: impl AsRef<[u8]>,
     ) -> Result<&mut Self> {
         let (start, end) = (start.as_ref(), end.as_ref());
-        check_key(start)?;
-        check_key(end)?;
+        check_key_len(start, MAX_STORED_KEY_LEN)?;
+        check_key_len(end, MAX_STORED_KEY_LEN)?;
         if start >= end {
             return Err(Error::InvalidArgument(
                 "delete_range needs start < end".into(),
@@ -151,6 +162,20 @@ impl WriteBatch {
         }
     }
 
+    /// Checks every key of the batch against a limit of `max` bytes.
+    pub(crate) fn check_key_lengths(&self, max: usize) -> Result<()> {
+        for op in self.iter() {
+            match op.map_err(|()| Error::InvalidArgument("damaged write batch".into()))? {
+                BatchOp::Put { key, .. } | BatchOp::Delete { key } => check_key_len(key, max)?,
+                BatchOp::DeleteRange { start, end } => {
+                    check_key_len(start, max)?;
+                    check_key_len(end, max)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Stamps the batch with its first sequence number and returns the WAL record.
     pub(crate) fn encode_with_seq(&mut self, seq: SeqNo) -> &[u8] {
         let mut header = Vec::with_capacity(HEADER_LEN);
@@ -181,12 +206,11 @@ impl WriteBatch {
             // Hold decoded batches to the limits the builder enforces, so a damaged record
             // cannot smuggle an empty key, an oversized value or an inverted range into the
             // memtable.
+            let key_ok = |k| check_key_len(k, MAX_STORED_KEY_LEN).is_ok();
             let valid = match op.ok()? {
-                BatchOp::Put { key, value } => check_key(key).and(check_value(value)).is_ok(),
-                BatchOp::Delete { key } => check_key(key).is_ok(),
-                BatchOp::DeleteRange { start, end } => {
-                    check_key(start).and(check_key(end)).is_ok() && start < end
-                }
+                BatchOp::Put { key, value } => key_ok(key) && check_value(value).is_ok(),
+                BatchOp::Delete { key } => key_ok(key),
+                BatchOp::DeleteRange { start, end } => key_ok(start) && key_ok(end) && start < end,
             };
             if !valid {
                 return None;
@@ -315,8 +339,10 @@ mod tests {
     fn limits_are_enforced() {
         let mut b = WriteBatch::new();
         assert!(matches!(b.put("", "v"), Err(Error::InvalidKey { .. })));
-        assert!(b.put(vec![0u8; MAX_KEY_LEN + 1], "v").is_err());
+        assert!(b.put(vec![0u8; MAX_STORED_KEY_LEN + 1], "v").is_err());
         assert!(b.put(vec![0u8; MAX_KEY_LEN], "v").is_ok());
+        assert!(check_key(&[0u8; MAX_KEY_LEN + 1]).is_err());
+        assert!(check_key(&[0u8; MAX_KEY_LEN]).is_ok());
         assert!(matches!(
             b.put("k", vec![0u8; MAX_VALUE_LEN + 1]),
             Err(Error::ValueTooLarge { .. })

@@ -45,7 +45,8 @@ pub enum Error {
         got: u32,
     },
 
-    /// A key longer than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) or empty.
+    /// A key that is empty or longer than the limit (`max`): [`MAX_KEY_LEN`](crate::MAX_KEY_LEN)
+    /// plus the store's [`key_prefix_room`](crate::Options::key_prefix_room).
     #[error("key of {len} bytes is invalid: keys must be 1 to {max} bytes")]
     InvalidKey {
         /// Length of the rejected key.

@@ -70,5 +70,8 @@ pub use table::CompressionType;
 
 /// The longest key accepted, in bytes (64 KiB).
 pub const MAX_KEY_LEN: usize = 64 * 1024;
+/// The most bytes [`Options::key_prefix_room`] may let a layer above prepend to its users' keys
+/// (the cluster's partition prefix takes 3), so that a user key of [`MAX_KEY_LEN`] still fits.
+pub const MAX_KEY_PREFIX_ROOM: usize = 16;
 /// The longest value accepted, in bytes (16 MiB).
 pub const MAX_VALUE_LEN: usize = 16 * 1024 * 1024;

@@ -59,6 +59,11 @@ pub struct Options {
     pub auto_compaction: bool,
     /// Recover past damaged WAL records instead of refusing to open (reported in stats).
     pub skip_damaged_wal_records: bool,
+    /// Bytes a layer above prepends to its users' keys (at most
+    /// [`MAX_KEY_PREFIX_ROOM`](crate::MAX_KEY_PREFIX_ROOM)): the store accepts keys of up to
+    /// [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) plus this many bytes, so every user key of the
+    /// documented limit fits behind the prefix. 0 (the default) for embedded use.
+    pub key_prefix_room: usize,
 }
 
 impl Default for Options {
@@ -82,11 +87,17 @@ impl Default for Options {
             compaction_style: CompactionStyle::Leveled,
             auto_compaction: true,
             skip_damaged_wal_records: false,
+            key_prefix_room: 0,
         }
     }
 }
 
 impl Options {
+    /// The longest key this store accepts.
+    pub fn max_key_len(&self) -> usize {
+        crate::MAX_KEY_LEN + self.key_prefix_room
+    }
+
     /// The options for tables this store writes.
     pub fn table_options(&self) -> TableOptions {
         TableOptions {

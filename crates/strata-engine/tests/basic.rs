@@ -140,6 +140,60 @@ fn checkpoint_is_a_consistent_openable_copy() {
     assert_eq!(copy.get(b"after").unwrap(), None);
 }
 
+/// A layer that prefixes its users' keys opens the store with room for the prefix: a user key
+/// of the documented limit behind a 3-byte prefix is written, recovered from the WAL, read from
+/// a table and deleted, while a store without the room refuses it and one byte more.
+#[test]
+fn key_prefix_room_fits_the_longest_user_key_behind_a_prefix() {
+    let max = strata_engine::MAX_KEY_LEN;
+    let prefixed = |fill: u8, len: usize| {
+        let mut k = vec![0xaa, 0, 7];
+        k.resize(3 + len, fill);
+        k
+    };
+    let plain = tempfile::tempdir().unwrap();
+    let db = Db::open(plain.path(), Options::default()).unwrap();
+    assert!(matches!(
+        db.put(&prefixed(1, max), b"v"),
+        Err(Error::InvalidKey { .. })
+    ));
+    assert!(matches!(
+        db.get(&prefixed(1, max)),
+        Err(Error::InvalidKey { .. })
+    ));
+    drop(db);
+
+    let too_much = Options {
+        key_prefix_room: strata_engine::MAX_KEY_PREFIX_ROOM + 1,
+        ..Options::default()
+    };
+    assert!(matches!(
+        Db::open(plain.path(), too_much),
+        Err(Error::InvalidArgument(_))
+    ));
+
+    let opts = || Options {
+        key_prefix_room: 3,
+        ..Options::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    db.put(&prefixed(1, max), b"one").unwrap();
+    db.put(&prefixed(2, max), b"two").unwrap();
+    assert!(matches!(
+        db.put(&prefixed(3, max + 1), b"v"),
+        Err(Error::InvalidKey { .. })
+    ));
+    drop(db);
+    // Recovered from the WAL, then flushed to a table and read from it.
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(db.get(&prefixed(1, max)).unwrap(), Some(b"one".to_vec()));
+    db.flush().unwrap();
+    db.delete(&prefixed(2, max)).unwrap();
+    assert_eq!(db.get(&prefixed(2, max)).unwrap(), None);
+    assert_eq!(db.get(&prefixed(1, max)).unwrap(), Some(b"one".to_vec()));
+}
+
 #[test]
 fn largest_key_and_value_round_trip_through_tables() {
     let dir = tempfile::tempdir().unwrap();

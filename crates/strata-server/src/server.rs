@@ -290,10 +290,15 @@ impl Server {
     }
 }
 
-/// Opens the store in `config.data_dir` on the blocking pool.
+/// Opens the store in `config.data_dir` on the blocking pool, with room for the cluster's
+/// partition prefix in front of user keys of the full length.
 async fn open_store(config: &ServerConfig) -> Result<Arc<Db>> {
     let dir = config.data_dir.clone();
-    let db = tokio::task::spawn_blocking(move || Db::open(dir, Options::default())).await??;
+    let opts = Options {
+        key_prefix_room: strata_cluster::partition::DATA_PREFIX_LEN,
+        ..Options::default()
+    };
+    let db = tokio::task::spawn_blocking(move || Db::open(dir, opts)).await??;
     Ok(Arc::new(db))
 }
 

@@ -52,6 +52,14 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// A node's store options, as the server opens it: room for the partition prefix.
+pub fn store_options() -> strata_engine::Options {
+    strata_engine::Options {
+        key_prefix_room: strata_cluster::partition::DATA_PREFIX_LEN,
+        ..Default::default()
+    }
+}
+
 /// Node `id`'s configuration: every node of `addrs` as a member, or only itself when it
 /// `joins` a running cluster.
 fn config(id: u64, addrs: &[SocketAddr], partitions: u16, joins: bool) -> RaftNodeConfig {
@@ -83,7 +91,7 @@ async fn start_node(
     // A restarted node may find its store still held for a moment by tasks of its old life.
     let deadline = Instant::now() + Duration::from_secs(10);
     let db = loop {
-        match strata_engine::Db::open(&dir, strata_engine::Options::default()) {
+        match strata_engine::Db::open(&dir, store_options()) {
             Ok(db) => break db,
             Err(e) if Instant::now() < deadline => {
                 tracing::info!(error = %e, "store not free yet");

@@ -21,6 +21,13 @@ use crate::version::{VersionEdit, VersionSet};
 use crate::wal::{RecoveryMode, WalWriter, read_wal};
 
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
+    if opts.key_prefix_room > crate::MAX_KEY_PREFIX_ROOM {
+        return Err(Error::InvalidArgument(format!(
+            "key_prefix_room is {}; at most {} bytes",
+            opts.key_prefix_room,
+            crate::MAX_KEY_PREFIX_ROOM
+        )));
+    }
     let fs = Arc::clone(&opts.fs);
     if !fs.exists(dir) {
         if !opts.create_if_missing {

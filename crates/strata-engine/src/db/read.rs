@@ -7,7 +7,7 @@ use std::iter::once;
 use std::sync::Arc;
 
 use super::{DbInner, SuperVersion};
-use crate::batch::check_key;
+use crate::batch::check_key_len;
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
 use crate::key::{SeqNo, ValueKind, parse_internal_key, seek_key};
@@ -46,7 +46,7 @@ pub(crate) fn get(inner: &DbInner, key: &[u8], seq: SeqNo) -> Result<Option<Vec<
 /// Looks `key` up at `seq`, from the memtables, the pinned filters and indexes and the block
 /// cache only unless `allow_io`.
 pub(crate) fn lookup(inner: &DbInner, key: &[u8], seq: SeqNo, allow_io: bool) -> Result<Lookup> {
-    check_key(key)?;
+    check_key_len(key, inner.opts.max_key_len())?;
     let sv = inner.super_version();
     let hash = BloomFilter::hash(key);
     let mut found = once(&sv.mem)

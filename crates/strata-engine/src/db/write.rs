@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{DbInner, SuperVersion, lock};
-use crate::batch::{BatchOp, WriteBatch};
+use crate::batch::{BatchOp, MAX_STORED_KEY_LEN, WriteBatch};
 use crate::error::{Error, Result};
 use crate::key::ValueKind;
 use crate::memtable::Memtable;
@@ -97,6 +97,10 @@ impl WriteQueue {
 pub(crate) fn write(inner: &DbInner, batch: WriteBatch, opts: WriteOptions) -> Result<()> {
     if batch.is_empty() {
         return Ok(());
+    }
+    let max_key_len = inner.opts.max_key_len();
+    if max_key_len < MAX_STORED_KEY_LEN {
+        batch.check_key_lengths(max_key_len)?;
     }
     submit(inner, batch, opts.sync, false)
 }

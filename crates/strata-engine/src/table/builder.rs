@@ -4,6 +4,8 @@
 
 use std::cmp::Ordering;
 
+use crate::MAX_VALUE_LEN;
+use crate::batch::{MAX_STORED_KEY_LEN, check_key_len};
 use crate::error::{Error, Result};
 use crate::fs::WritableFile;
 use crate::key::{ValueKind, compare_internal, parse_internal_key, user_key};
@@ -15,7 +17,6 @@ use crate::table::format::{
     compress_block, encode_range_tombstones,
 };
 use crate::table::properties::TableProperties;
-use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 /// How tables are laid out.
 #[derive(Debug, Clone)]
@@ -87,12 +88,7 @@ impl TableBuilder {
         let parsed = parse_internal_key(ikey).ok_or_else(|| {
             Error::InvalidArgument("table entry key is not an internal key".into())
         })?;
-        if parsed.user_key.is_empty() || parsed.user_key.len() > MAX_KEY_LEN {
-            return Err(Error::InvalidKey {
-                len: parsed.user_key.len(),
-                max: MAX_KEY_LEN,
-            });
-        }
+        check_key_len(parsed.user_key, MAX_STORED_KEY_LEN)?;
         if value.len() > MAX_VALUE_LEN {
             return Err(Error::ValueTooLarge {
                 len: value.len(),

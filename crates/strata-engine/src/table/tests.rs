@@ -380,7 +380,7 @@ fn builder_refuses_bad_entries() {
             "{err}"
         );
     }
-    let long = vec![b'x'; crate::MAX_KEY_LEN + 1];
+    let long = vec![b'x'; crate::batch::MAX_STORED_KEY_LEN + 1];
     assert!(matches!(
         b.add(&k(&long, 1), b""),
         Err(Error::InvalidKey { .. })
