@@ -52,7 +52,7 @@ pub struct ServerArgs {
     #[arg(long)]
     pub allow_flushall: bool,
 
-    /// Most Redis-protocol connections open at once.
+    /// Most connections open at once on each of the gRPC and Redis ports.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 

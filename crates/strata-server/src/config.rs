@@ -41,7 +41,8 @@ pub struct ServerConfig {
     pub token: Option<String>,
     /// When set, gRPC and RESP are served over TLS with this certificate.
     pub tls: Option<TlsConfig>,
-    /// Most Redis-protocol connections open at once; further clients wait to be accepted.
+    /// Most connections open at once on each of the gRPC and Redis ports (on gRPC, peers' Raft
+    /// connections count too); further clients wait to be accepted.
     pub max_connections: usize,
     /// Most concurrent gRPC requests per connection.
     pub grpc_concurrency_per_connection: usize,

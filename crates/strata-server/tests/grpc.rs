@@ -209,3 +209,32 @@ async fn connect_timeout_and_retries_against_a_dead_address() {
     let e = Client::connect(&addr.to_string(), opts).await.unwrap_err();
     assert!(matches!(e, strata_client::Error::Connect { .. }), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connection_limit_queues_extra_clients() {
+    let s = TestServer::start_with(|c| c.max_connections = 2).await;
+    let a = client(&s).await;
+    let b = tokio::net::TcpStream::connect(s.addrs.grpc).await.unwrap();
+    a.put(b"k", b"v").await.unwrap();
+    // Two connections are open: a third client's call waits in the backlog.
+    let opts = ClientOptions {
+        connect_timeout: std::time::Duration::from_millis(500),
+        request_timeout: std::time::Duration::from_millis(500),
+        max_retries: 0,
+        route_to_leaders: false,
+        ..ClientOptions::default()
+    };
+    let addr = s.addrs.grpc.to_string();
+    let third = async {
+        let c = Client::connect(&addr, opts).await?;
+        c.get(b"k").await
+    };
+    let early = tokio::time::timeout(std::time::Duration::from_secs(2), third).await;
+    assert!(
+        !matches!(early, Ok(Ok(_))),
+        "third client served past the limit"
+    );
+    drop(b);
+    let c = client(&s).await;
+    assert_eq!(c.get(b"k").await.unwrap(), Some(b"v".to_vec()));
+}
