@@ -215,7 +215,21 @@ impl RaftNode {
                 .map(|(id, n)| (*id, n.clone()))
                 .collect();
             match group.raft().initialize(nodes).await {
-                Ok(()) => {}
+                Ok(()) => {
+                    // Spread the first leaders: partition p's first election is started at
+                    // once by its p-th replica (ids in order), before any election timer
+                    // fires. Left alone, every node campaigns in term 1 and the highest id
+                    // wins them all (openraft orders equal-term votes by node id), so one node
+                    // would lead every partition and do all the leaders' work.
+                    let first_leader = replicas
+                        .iter()
+                        .nth(usize::from(partition) % replicas.len().max(1));
+                    if first_leader == Some(&self.id)
+                        && let Err(e) = group.raft().trigger().elect().await
+                    {
+                        tracing::debug!(partition, "first election not started: {e}");
+                    }
+                }
                 Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
                     tracing::debug!(partition, "group already initialized");
                 }
