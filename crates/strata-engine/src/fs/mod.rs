@@ -41,6 +41,9 @@ pub trait RandomAccessFile: Send + Sync + Debug {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Hints that `len` bytes at `offset` will be read soon, so the OS may read them ahead (a
+    /// sequential scan of a file opened for point reads); the default ignores the hint.
+    fn will_need(&self, _offset: u64, _len: u64) {}
     /// Hints that cached pages of this file are no longer needed (a no-op where unsupported).
     fn drop_cache(&self) {}
 }

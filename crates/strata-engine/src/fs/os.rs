@@ -7,6 +7,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
+
 use super::{FileLock, FileSystem, RandomAccessFile, WritableFile};
 use crate::error::{Error, Result};
 
@@ -78,6 +80,18 @@ impl RandomAccessFile for OsRandom {
     fn len(&self) -> u64 {
         self.len
     }
+
+    fn will_need(&self, offset: u64, len: u64) {
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        let _ = posix_fadvise(
+            &self.file,
+            offset,
+            len,
+            PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+        );
+    }
 }
 
 #[derive(Debug)]
@@ -128,6 +142,10 @@ impl FileSystem for OsFs {
     fn open_random(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        // Point reads want one block, not the kernel's readahead window around it (RocksDB's
+        // advise_random_on_open). Advice only: a file system that ignores it loses nothing.
+        // Scans ask for readahead themselves ([`RandomAccessFile::will_need`]).
+        let _ = posix_fadvise(&file, 0, 0, PosixFadviseAdvice::POSIX_FADV_RANDOM);
         Ok(Arc::new(OsRandom {
             path: path.to_path_buf(),
             file,

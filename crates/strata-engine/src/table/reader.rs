@@ -247,6 +247,16 @@ impl Table {
             .and_then(|(cache, id)| cache.get((*id, handle.offset))))
     }
 
+    /// The file offset of the block whose encoded handle is `handle_bytes`.
+    pub(crate) fn block_offset(&self, handle_bytes: &[u8]) -> Option<u64> {
+        BlockHandle::decode(handle_bytes).map(|h| h.offset)
+    }
+
+    /// Hints that the file's `len` bytes from `offset` will be read soon.
+    pub(crate) fn will_need(&self, offset: u64, len: u64) {
+        self.file.will_need(offset, len);
+    }
+
     /// Reads and verifies the data block whose encoded handle is `handle_bytes`.
     pub(crate) fn read_data_block(&self, handle_bytes: &[u8]) -> Result<Block> {
         if let Some(block) = self.cached_data_block(handle_bytes)? {

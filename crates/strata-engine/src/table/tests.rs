@@ -747,3 +747,98 @@ fn keys_in_blocks_parse_as_internal_keys() {
         assert!(parse_internal_key(&k).is_some());
     }
 }
+
+/// What a [`HintedFile`] was asked: a read at an offset, or a readahead hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileCall {
+    Read(u64),
+    WillNeed(u64, u64),
+}
+
+/// A file in memory that records reads and readahead hints in order.
+#[derive(Debug)]
+struct HintedFile {
+    bytes: Vec<u8>,
+    calls: std::sync::Mutex<Vec<FileCall>>,
+}
+
+impl RandomAccessFile for HintedFile {
+    fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.calls.lock().unwrap().push(FileCall::Read(offset));
+        MemFile(self.bytes.clone()).read_at(offset, len)
+    }
+
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn will_need(&self, offset: u64, len: u64) {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(FileCall::WillNeed(offset, len));
+    }
+}
+
+#[test]
+fn sequential_scans_ask_for_readahead_and_point_reads_do_not() {
+    let (entries, bytes) = sample_table();
+    let file = Arc::new(HintedFile {
+        bytes: bytes.clone(),
+        calls: std::sync::Mutex::default(),
+    });
+    let table = Arc::new(Table::open(file.clone(), Path::new("hinted.sst")).unwrap());
+    let calls = || std::mem::take(&mut *file.calls.lock().unwrap());
+    calls();
+
+    // A lookup and a seek that stays in one block ask for nothing ahead.
+    table.get(&entries[700].user, MAX_SEQNO).unwrap();
+    let mut it = table.iter();
+    it.seek(&seek_key(&entries[10].user, MAX_SEQNO)).unwrap();
+    it.next().unwrap();
+    assert!(
+        !calls().iter().any(|c| matches!(c, FileCall::WillNeed(..))),
+        "point reads hinted readahead"
+    );
+
+    // A full scan: from its second block on, every block it reads was asked for ahead of the
+    // read, in windows that start at 64 KiB and grow.
+    it.seek_to_first().unwrap();
+    let mut n = 0;
+    while it.valid() {
+        n += 1;
+        it.next().unwrap();
+    }
+    assert_eq!(n, entries.len());
+    let log = calls();
+    let reads: Vec<u64> = log
+        .iter()
+        .filter_map(|c| match c {
+            FileCall::Read(o) => Some(*o),
+            FileCall::WillNeed(..) => None,
+        })
+        .collect();
+    assert!(reads.len() > 20, "{} blocks read", reads.len());
+    let mut hinted: Vec<(u64, u64)> = Vec::new();
+    let mut reads_seen = 0;
+    for c in &log {
+        match *c {
+            FileCall::WillNeed(o, len) => hinted.push((o, len)),
+            FileCall::Read(o) => {
+                reads_seen += 1;
+                if reads_seen > 2 {
+                    assert!(
+                        hinted.iter().any(|&(h, len)| h <= o && o < h + len),
+                        "block at {o} read without readahead; hints {hinted:?}"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(hinted.first().map(|h| h.1), Some(64 << 10));
+    assert!(
+        hinted
+            .windows(2)
+            .all(|w| w[0].1 <= w[1].1 && w[0].0 < w[1].0)
+    );
+}
