@@ -396,6 +396,13 @@ fn admin_status(http: SocketAddr, dir: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The value of the sample `series` (name and labels as rendered) in `http`'s `/metrics`.
+fn metric(http: SocketAddr, series: &str) -> Option<f64> {
+    http_get(http, "/metrics")?
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
 /// gRPC puts node `i` has served, from its `/metrics`.
 fn grpc_puts(cluster: &Cluster, i: usize) -> u64 {
     let text = http_get(cluster.node(i).http, "/metrics").unwrap_or_default();
@@ -478,6 +485,31 @@ fn three_processes_survive_sigkill_and_sigstop_and_converge() {
         assert!(
             text.lines().any(|l| l.starts_with(&format!("| {p:>9} |"))),
             "partition {p} missing from:\n{text}"
+        );
+    }
+    // The same per partition in Prometheus metrics: every partition has exactly one leader
+    // across the nodes, and each node reports its term.
+    for p in 0..PARTITIONS {
+        let leading: Vec<f64> = (0..3)
+            .map(|i| {
+                metric(
+                    cluster.node(i).http,
+                    &format!("strata_raft_is_leader{{partition=\"{p}\"}}"),
+                )
+                .unwrap_or_else(|| panic!("node {} exports no role of partition {p}", i + 1))
+            })
+            .collect();
+        assert_eq!(
+            leading.iter().sum::<f64>(),
+            1.0,
+            "partition {p}: {leading:?}"
+        );
+        assert!(
+            metric(
+                cluster.node(0).http,
+                &format!("strata_raft_term{{partition=\"{p}\"}}")
+            )
+            .is_some_and(|t| t >= 1.0)
         );
     }
     let mut con = connect(&redis_url(cluster.node(1))).unwrap();

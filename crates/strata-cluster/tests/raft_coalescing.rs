@@ -2,7 +2,8 @@
 //! each still gets its own outcome: 64 concurrent INCRs of one counter (through every node) take
 //! fewer log entries than commands and return 64 distinct values; of 20 concurrent
 //! compare-and-set batches on one key exactly one applies; concurrent linearizable reads see
-//! every write acknowledged before they began.
+//! every write acknowledged before they began; and reads in a row on a leader are served under
+//! its read lease rather than with a heartbeat round each.
 
 #![allow(
     clippy::unwrap_used,
@@ -114,6 +115,37 @@ async fn concurrent_commands_share_entries_and_keep_their_own_outcomes() {
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap(), Some(b"64".to_vec()));
     }
+
+    // Reads one after another on the leader: nearly all are served under its read lease, not
+    // each with a heartbeat round (the lease lasts 150 ms here and is renewed as it ages).
+    let leader = c.leader_of(partition).unwrap();
+    let counts = |c: &Cluster| {
+        c.node(leader)
+            .kv
+            .node()
+            .status()
+            .partitions
+            .iter()
+            .find(|p| p.partition == partition)
+            .unwrap()
+            .reads
+    };
+    let before = counts(&c);
+    for _ in 0..200 {
+        let v = c
+            .node(leader)
+            .kv
+            .get(b"counter".to_vec(), ReadOptions::default());
+        assert_eq!(v.await.unwrap(), Some(b"64".to_vec()));
+    }
+    let after = counts(&c);
+    let leased = after.leased - before.leased;
+    let confirmations = after.confirmations - before.confirmations;
+    eprintln!("200 reads: {leased} under the lease, {confirmations} confirmations");
+    assert!(
+        leased >= 180 && confirmations <= 20,
+        "{before:?} -> {after:?}"
+    );
     c.await_converged(Duration::from_secs(10)).await;
     c.shutdown().await;
 }

@@ -43,6 +43,9 @@ async fn metrics_text(State(st): State<HttpState>) -> Response {
     if let Ok(stats) = st.shared.kv.stats().await {
         crate::metrics::engine_stats(&stats);
     }
+    if let Some(node) = &st.shared.cluster {
+        crate::metrics::cluster_status(&node.status());
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),

@@ -1,6 +1,7 @@
 //! Metrics through the `metrics` facade, exported as Prometheus text: request counts, errors and
-//! latency histograms per protocol and command, open connections, and engine statistics as
-//! gauges refreshed at each scrape. The Prometheus recorder is process-wide: the first server in
+//! latency histograms per protocol and command, open connections, and engine statistics (and,
+//! on a cluster node, each partition group's role, term, indexes, log size, followers' lag and
+//! read counts) as gauges refreshed at each scrape. The Prometheus recorder is process-wide: the first server in
 //! a process installs it and later ones share it.
 
 use std::sync::OnceLock;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use strata_cluster::raft::status::{ClusterStatus, Role};
 use strata_engine::Stats;
 
 /// Latency buckets in seconds, from 50 µs to 10 s.
@@ -105,5 +107,38 @@ pub fn engine_stats(s: &Stats) {
         let level = level.to_string();
         gauge!("strata_engine_level_files", "level" => level.clone()).set(f(l.files as u64));
         gauge!("strata_engine_level_bytes", "level" => level).set(f(l.bytes));
+    }
+}
+
+/// Publishes a cluster node's view of each partition group as gauges labelled by partition:
+/// role, term, leader, commit and applied index, log size, each follower's lag (on leaders)
+/// and how linearizable reads were served.
+pub fn cluster_status(status: &ClusterStatus) {
+    #[expect(clippy::cast_precision_loss, reason = "gauges are f64 by definition")]
+    let f = |v: u64| v as f64;
+    for p in &status.partitions {
+        let partition = p.partition.to_string();
+        let g = |name: &'static str, v: u64| {
+            gauge!(name, "partition" => partition.clone()).set(f(v));
+        };
+        g("strata_raft_is_leader", u64::from(p.role == Role::Leader));
+        g("strata_raft_term", p.term);
+        g("strata_raft_leader", p.leader.unwrap_or(0));
+        g("strata_raft_applied_index", p.applied.unwrap_or(0));
+        g("strata_raft_last_log_index", p.last_log_index.unwrap_or(0));
+        g("strata_raft_log_entries", p.log_size);
+        g("strata_raft_leased_reads", p.reads.leased);
+        g("strata_raft_read_confirmations", p.reads.confirmations);
+        if let Some(committed) = p.committed {
+            g("strata_raft_committed_index", committed);
+        }
+        for lag in &p.replication {
+            gauge!(
+                "strata_raft_replication_lag",
+                "partition" => partition.clone(),
+                "follower" => lag.node.to_string()
+            )
+            .set(f(lag.lag));
+        }
     }
 }

@@ -24,6 +24,7 @@
 //! used in the term it was confirmed in.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ use tokio::time::Instant;
 
 use crate::partition::PartitionId;
 use crate::raft::forward::{self, ForwardError};
+use crate::raft::status::ReadCounts;
 use crate::raft::types::{Command, Response, TypeConfig};
 
 /// Most commands coalesced into one log entry.
@@ -99,6 +101,8 @@ pub struct Group {
     proposals: Mutex<Proposals>,
     reads: Mutex<Reads>,
     lease: Mutex<LeaseState>,
+    leased_reads: AtomicU64,
+    confirmations: AtomicU64,
 }
 
 impl std::fmt::Debug for Group {
@@ -125,6 +129,8 @@ impl Group {
             proposals: Mutex::default(),
             reads: Mutex::default(),
             lease: Mutex::default(),
+            leased_reads: AtomicU64::new(0),
+            confirmations: AtomicU64::new(0),
         })
     }
 
@@ -136,6 +142,14 @@ impl Group {
     /// The partition the group replicates.
     pub fn partition(&self) -> PartitionId {
         self.partition
+    }
+
+    /// How this node has served linearizable reads of the group as its leader.
+    pub fn read_counts(&self) -> ReadCounts {
+        ReadCounts {
+            leased: self.leased_reads.load(Ordering::Relaxed),
+            confirmations: self.confirmations.load(Ordering::Relaxed),
+        }
     }
 
     /// Proposes `cmd` (this node should lead the partition) and waits until it is committed and
@@ -208,6 +222,7 @@ impl Group {
     /// [`forward::leader_read_index`]) and shared with the reads waiting beside this one.
     pub async fn read_index(self: &Arc<Self>) -> Result<Option<u64>, ForwardError> {
         if let Some(read) = self.leased_read() {
+            self.leased_reads.fetch_add(1, Ordering::Relaxed);
             if read.renew {
                 self.start_confirmations();
             }
@@ -302,6 +317,7 @@ impl Group {
         let term = self.raft.metrics().borrow().current_term;
         let revocations = lock(&self.lease).revocations;
         let started = Instant::now();
+        self.confirmations.fetch_add(1, Ordering::Relaxed);
         let result = forward::leader_read_index(&self.raft, self.partition).await;
         if result.is_ok() && !self.read_lease.is_zero() {
             let mut state = lock(&self.lease);

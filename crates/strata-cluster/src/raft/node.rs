@@ -517,7 +517,13 @@ impl RaftNode {
             members,
             partitions: metrics
                 .iter()
-                .map(|(p, m)| PartitionStatus::from_metrics(self.id, *p, m))
+                .map(|(p, m)| {
+                    let mut status = PartitionStatus::from_metrics(self.id, *p, m);
+                    if let Ok(group) = self.group(*p) {
+                        status.reads = group.read_counts();
+                    }
+                    status
+                })
                 .collect(),
         }
     }

@@ -74,6 +74,18 @@ pub struct PartitionStatus {
     pub replication: Vec<FollowerLag>,
     /// The group failed on this node (a storage error): the error.
     pub fatal: Option<String>,
+    /// How this node served linearizable reads as the group's leader.
+    pub reads: ReadCounts,
+}
+
+/// Linearizable reads a node served as a group's leader since the group started there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReadCounts {
+    /// Reads answered under the read lease, without asking the other nodes.
+    pub leased: u64,
+    /// Leadership confirmations (a heartbeat round to a quorum), each answering the reads
+    /// that waited for it and renewing the lease.
+    pub confirmations: u64,
 }
 
 /// How far one follower is behind the leader.
@@ -155,6 +167,7 @@ impl PartitionStatus {
             snapshot: m.snapshot.map(|l| l.index),
             replication,
             fatal: m.running_state.as_ref().err().map(|e| e.to_string()),
+            reads: ReadCounts::default(),
         }
     }
 }
