@@ -133,6 +133,7 @@ impl Server {
         }
         let mut raft_config = RaftNodeConfig::new(cluster.node_id, members);
         raft_config.partitions = partitions;
+        raft_config.token = config.token.clone();
         let node = RaftNode::start(raft_config, db).await?;
         match &cluster.join {
             Some(seed) => {
@@ -203,8 +204,16 @@ impl Server {
         );
         let admin_svc = tonic::service::interceptor::InterceptedService::new(
             AdminServer::new(AdminApi::new(Arc::clone(&shared))).max_decoding_message_size(max_msg),
-            interceptor,
+            interceptor.clone(),
         );
+        // Peers send the same token (RaftNodeConfig::token): without it here, anyone reaching
+        // the port could write through the Forward RPC or disrupt elections.
+        let raft_svc = shared.cluster.as_ref().map(|node| {
+            tonic::service::interceptor::InterceptedService::new(
+                node.service().into_server(),
+                interceptor,
+            )
+        });
         let mut builder = tonic::transport::Server::builder()
             .concurrency_limit_per_connection(config.grpc_concurrency_per_connection.max(1))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -217,12 +226,7 @@ impl Server {
         let grpc_task = {
             let cancel = cancel.clone();
             let router = builder
-                .add_optional_service(
-                    shared
-                        .cluster
-                        .as_ref()
-                        .map(|node| node.service().into_server()),
-                )
+                .add_optional_service(raft_svc)
                 .add_service(kv_svc)
                 .add_service(admin_svc);
             tokio::spawn(async move {

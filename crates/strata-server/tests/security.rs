@@ -200,3 +200,84 @@ async fn resp_tls() {
 }
 
 use rustls::pki_types::pem::PemObject as _;
+
+/// A 3-node cluster whose nodes require a token: the nodes' own Raft traffic carries it
+/// (leaders get elected, writes reach leaders on other nodes through forwarding), and a Raft
+/// RPC without it is refused, so the token cannot be bypassed through the Raft service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_peers_send_the_token_and_raft_rpcs_require_it() {
+    use strata_proto::raft_v1::RaftRequest;
+    use strata_proto::raft_v1::raft_client::RaftClient;
+    use strata_server::config::{ClusterConfig, PeerConfig};
+
+    // Free ports first: every node's config names all members' addresses.
+    let mut ports = Vec::new();
+    for _ in 0..3 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        ports.push(l.local_addr().unwrap());
+    }
+    let peers: Vec<PeerConfig> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, a)| PeerConfig {
+            id: i as u64 + 1,
+            addr: a.to_string(),
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for (i, addr) in ports.iter().enumerate() {
+        let peers = peers.clone();
+        let addr = *addr;
+        nodes.push(
+            TestServer::start_with(move |c| {
+                c.token = Some("s3cret".into());
+                c.grpc_addr = addr;
+                c.cluster = Some(ClusterConfig {
+                    node_id: i as u64 + 1,
+                    peers,
+                    partitions: 8,
+                    join: None,
+                });
+            })
+            .await,
+        );
+    }
+    // Through node 1 only (no routing to leaders): writes of keys led by the other nodes are
+    // forwarded to them over the Raft service, with the token.
+    let opts = ClientOptions {
+        token: Some("s3cret".into()),
+        route_to_leaders: false,
+        ..ClientOptions::default()
+    };
+    let client = Client::connect(&ports[0].to_string(), opts).await.unwrap();
+    // Leaders are elected over the authenticated Raft service (never, if peers lacked the
+    // token): every write goes through within seconds, once its partition has a leader.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for i in 0..32 {
+        let key = format!("key{i}");
+        while let Err(e) = client.put(key.as_bytes(), b"v").await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no leader elected: {e}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert_eq!(
+            client.get(key.as_bytes()).await.unwrap(),
+            Some(b"v".to_vec())
+        );
+    }
+    // A Forward RPC (a write) without the token is refused before it reaches the group.
+    let mut raw = RaftClient::connect(format!("http://{}", ports[1]))
+        .await
+        .unwrap();
+    let e = raw
+        .forward(RaftRequest {
+            group: 1,
+            payload: vec![0],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    drop(nodes);
+}

@@ -15,13 +15,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use strata_engine::Db;
 use strata_proto::raft_v1::RaftRequest;
-use tonic::transport::Channel;
 
 use crate::partition::{PartitionId, data_key, group_of};
 use crate::raft::group::Group;
+use crate::raft::network::RaftPeer;
 use crate::raft::types::{Command, NodeId, Response, TypeConfig, decode, encode};
 use crate::{Error, point_read};
-use strata_proto::raft_v1::raft_client::RaftClient;
 
 /// Why a node did not serve an operation (forwarded or its own).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,7 +150,7 @@ pub(crate) enum ForwardRpc {
 /// [`ForwardError::Refused`] when the request certainly never reached the peer (the connection
 /// was refused) and [`ForwardError::Unknown`] otherwise.
 pub(crate) async fn call<Req: Serialize, Resp: DeserializeOwned>(
-    mut client: RaftClient<Channel>,
+    mut client: RaftPeer,
     rpc: ForwardRpc,
     partition: PartitionId,
     req: &Req,

@@ -12,9 +12,7 @@ use std::time::Duration;
 use openraft::error::{InitializeError, RaftError};
 use openraft::{Config, Raft, RaftMetrics, SnapshotPolicy};
 use strata_engine::Db;
-use strata_proto::raft_v1::raft_client::RaftClient;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
 use crate::partition::{
     AllNodes, PartitionId, PartitionMap, Placement, data_key, data_range, group_of, user_key,
@@ -23,7 +21,7 @@ use crate::raft::forward::{self, ForwardError, ForwardRpc};
 use crate::raft::group::Group;
 use crate::raft::log_store::LogStore;
 use crate::raft::membership::{self, MembershipChange};
-use crate::raft::network::{GroupNetwork, PeerConnector, Peers};
+use crate::raft::network::{GroupNetwork, PeerAuth, PeerConnector, Peers, RaftPeer};
 use crate::raft::service::{RaftService, Router};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::status::{ClusterStatus, PartitionStatus};
@@ -59,6 +57,9 @@ pub struct RaftNodeConfig {
     /// the nodes' clocks advance at the same rate to within that margin (one machine's
     /// monotonic clock, or NTP-disciplined hosts).
     pub lease_reads: bool,
+    /// The access token the nodes' gRPC listeners require (`--token`), sent with every Raft
+    /// RPC; `None` when they require none.
+    pub token: Option<String>,
 }
 
 impl RaftNodeConfig {
@@ -77,6 +78,7 @@ impl RaftNodeConfig {
             request_timeout: Duration::from_secs(5),
             connector: None,
             lease_reads: true,
+            token: None,
         }
     }
 
@@ -121,7 +123,7 @@ enum Target {
     /// This node leads the partition.
     Local(Arc<Group>),
     /// Another node does, reached through this client.
-    Remote(NodeId, RaftClient<Channel>),
+    Remote(NodeId, Box<RaftPeer>),
 }
 
 impl RaftNode {
@@ -129,7 +131,10 @@ impl RaftNode {
     /// state in `db` (a restart) is picked up; nothing is bootstrapped.
     pub async fn start(config: RaftNodeConfig, db: Arc<Db>) -> Result<Arc<RaftNode>> {
         let raft_config = config.raft_config()?;
-        let peers = Peers::new(config.connector.clone());
+        let peers = Peers::new(
+            config.connector.clone(),
+            PeerAuth::new(config.token.as_deref())?,
+        );
         let router = Router::default();
         let placement: Arc<dyn Placement> = Arc::new(AllNodes);
         let member_ids: BTreeSet<NodeId> = config.members.keys().copied().collect();
@@ -304,7 +309,7 @@ impl RaftNode {
             .peers
             .client(&addr)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        Ok(Target::Remote(id, client))
+        Ok(Target::Remote(id, Box::new(client)))
     }
 
     /// Runs `attempt` against `partition`'s leader, here or forwarded, within the request
@@ -385,7 +390,7 @@ impl RaftNode {
                 match target {
                     Target::Local(group) => group.write(cmd).await,
                     Target::Remote(_, client) => {
-                        forward::call(client, ForwardRpc::Write, partition, &cmd).await
+                        forward::call(*client, ForwardRpc::Write, partition, &cmd).await
                     }
                 }
             }
@@ -408,7 +413,7 @@ impl RaftNode {
                 match target {
                     Target::Local(group) => forward::leader_read(&group, &db, keys).await,
                     Target::Remote(_, client) => {
-                        forward::call(client, ForwardRpc::Read, partition, &keys).await
+                        forward::call(*client, ForwardRpc::Read, partition, &keys).await
                     }
                 }
             }
@@ -425,7 +430,7 @@ impl RaftNode {
                 match target {
                     Target::Local(group) => group.read_index().await,
                     Target::Remote(_, client) => {
-                        forward::call(client, ForwardRpc::ReadIndex, partition, &()).await
+                        forward::call(*client, ForwardRpc::ReadIndex, partition, &()).await
                     }
                 }
             })
@@ -574,7 +579,8 @@ impl RaftNode {
                         membership::leader_change(group.raft(), partition, change).await
                     }
                     Target::Remote(id, client) => {
-                        let call = forward::call(client, ForwardRpc::Membership, partition, change);
+                        let call =
+                            forward::call(*client, ForwardRpc::Membership, partition, change);
                         match tokio::time::timeout_at(deadline, call).await {
                             Ok(outcome) => outcome,
                             Err(_) => Err(ForwardError::Unknown(format!(
