@@ -32,6 +32,7 @@
 //!   plain GETs and SETs coalesced into one call ([`coalesce`](resp::coalesce)), sessions, glob
 //!   matching and one module per command family.
 //! - [`http`]: the admin HTTP router.
+//! - [`listener`]: the accept loop with a connection limit, shared by gRPC and RESP.
 //! - [`metrics`]: request, connection and engine metrics (Prometheus).
 //! - [`auth`]: the access token and its constant-time check.
 //! - [`tls`]: loading certificates and keys for rustls and tonic.
@@ -42,6 +43,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod resp;
 pub mod server;

@@ -234,7 +234,7 @@ impl Server {
                     .serve_with_incoming_shutdown(
                         // TCP_NODELAY on every connection: without it, Nagle's algorithm held
                         // replies back for a delayed ACK, and 2-3% of requests took 40 ms more.
-                        crate::grpc::incoming::incoming(grpc, max_connections),
+                        crate::listener::incoming(grpc, "gRPC", max_connections),
                         cancel.cancelled_owned(),
                     )
                     .await

@@ -2,7 +2,6 @@
 //! before every call, and the mapping of service errors to gRPC status codes.
 
 pub mod admin;
-pub mod incoming;
 pub mod kv;
 
 use std::time::Instant;

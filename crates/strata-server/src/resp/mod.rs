@@ -12,8 +12,8 @@ pub mod session;
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -30,34 +30,24 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let limit = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
+    let connections = crate::listener::incoming(listener, "redis", shared.config.max_connections);
+    tokio::pin!(connections);
     loop {
-        let permit = tokio::select! {
+        let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
-            p = Arc::clone(&limit).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
+            c = connections.next() => match c {
+                Some(Ok(c)) => c,
+                _ => break,
             },
         };
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(s) => s,
-                Err(e) => {
-                    // Out of descriptors and the like: back off instead of spinning.
-                    tracing::warn!("redis accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+        let peer = stream
+            .peer_addr()
+            .map_or_else(|_| "unknown".to_string(), |a| a.to_string());
         let shared = Arc::clone(&shared);
         let shutdown = shutdown.clone();
         let tls = tls.clone();
         tracker.spawn(async move {
             let span = tracing::debug_span!("redis_conn", %peer);
-            let _permit = permit;
             match tls {
                 None => connection::handle(stream, &shared, shutdown).await,
                 Some(acceptor) => {

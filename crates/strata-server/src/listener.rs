@@ -1,9 +1,11 @@
-//! The gRPC listener's accept loop: at most `max_connections` connections are served at once
-//! (peers' Raft connections included); past that, accepting pauses and new clients wait in the
-//! kernel's backlog, as on the Redis port, instead of exhausting memory or descriptors. Accepted
-//! connections get `TCP_NODELAY` (tonic applies its own setting only to listeners it binds).
+//! The accept loop of the gRPC and Redis listeners: at most `max_connections` connections are
+//! served at once on each (on gRPC, peers' Raft connections included); past that, accepting
+//! pauses and new clients wait in the kernel's backlog instead of exhausting memory or
+//! descriptors. Accepted connections get `TCP_NODELAY` (tonic applies its own setting only to
+//! listeners it binds).
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -22,13 +24,22 @@ pub struct LimitedConn {
     _slot: OwnedSemaphorePermit,
 }
 
-/// The connections `listener` accepts, at most `max_connections` open at once.
+impl LimitedConn {
+    /// The client's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.peer_addr()
+    }
+}
+
+/// The connections `listener` (of `protocol`, named in logs) accepts, at most
+/// `max_connections` open at once.
 pub fn incoming(
     listener: TcpListener,
+    protocol: &'static str,
     max_connections: usize,
 ) -> impl Stream<Item = io::Result<LimitedConn>> {
     let slots = Arc::new(Semaphore::new(max_connections.max(1)));
-    futures::stream::unfold((listener, slots), |(listener, slots)| async move {
+    futures::stream::unfold((listener, slots), move |(listener, slots)| async move {
         // The semaphore is never closed, so acquiring fails only if it were.
         let slot = Arc::clone(&slots).acquire_owned().await.ok()?;
         loop {
@@ -43,7 +54,7 @@ pub fn incoming(
                 }
                 Err(e) => {
                     // Out of descriptors and the like: back off instead of spinning.
-                    tracing::warn!("gRPC accept failed: {e}");
+                    tracing::warn!("{protocol} accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
