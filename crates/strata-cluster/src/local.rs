@@ -1,15 +1,18 @@
-//! [`LocalKv`]: the single-node [`KvService`] over one engine. The engine is blocking, so writes
-//! (which may wait for a group commit's fsync), scans and large reads run on tokio's blocking
-//! pool, and point reads on the caller's thread; blind writes go straight to the engine so concurrent
-//! writers share its group-commit fsync, and read-modify-write requests hold their keys' stripes
-//! of the [`KeyLocks`] table exclusively between their read and their write. A
-//! [`Durability::Deferred`] write is an unsynced engine write; [`KvService::sync`] is one
-//! group-committed WAL sync, so it is taken after the stripe locks are released.
+//! [`LocalKv`]: the single-node [`KvService`] over one engine. Blind writes (puts, deletes,
+//! batches without preconditions) and syncs take the engine's async path
+//! ([`Db::write_queued`]): they are queued from the caller's task and their group commit is led
+//! by the engine's committer thread, so concurrent writers share its fsync without a trip
+//! through tokio's blocking pool. Read-modify-write requests, scans and large reads run on the
+//! blocking pool, point reads on the caller's thread. Read-modify-write requests hold their
+//! keys' stripes of the [`KeyLocks`] table exclusively between their read and their write and
+//! wait for writes queued before them to apply; blind writes hold the stripes shared while they
+//! queue. A [`Durability::Deferred`] write is an unsynced engine write; [`KvService::sync`] is
+//! one group-committed WAL sync.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use strata_engine::batch::{check_key, check_value};
+use strata_engine::batch::{BatchOp, check_key, check_value};
 use strata_engine::{CompactionReport, Db, MAX_KEY_LEN, Stats, WriteBatch, WriteOptions};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -58,6 +61,31 @@ impl LocalKv {
         &self.inner.db
     }
 
+    /// Writes `batch`, which reads nothing, through the engine's async path. The keys' stripes
+    /// are held shared while the batch is queued, which fixes its place before any
+    /// read-modify-write that locks them later; if one is held exclusively, the write waits
+    /// for it on the blocking pool instead of on this task's thread.
+    async fn write_blind(&self, batch: WriteBatch, durability: Durability) -> Result<()> {
+        let opts = write_options(durability);
+        let queued = {
+            let keys = batch_keys(&batch);
+            match self.inner.locks.try_shared(keys.iter().copied()) {
+                Some(_guards) => Ok(self.inner.db.write_queued(batch, opts)),
+                None => Err(batch),
+            }
+        };
+        match queued {
+            Ok(pending) => Ok(pending.await?),
+            Err(batch) => {
+                self.blocking(move |s| {
+                    let _guards = s.locks.shared(batch_keys(&batch));
+                    Ok(s.db.write(batch, opts)?)
+                })
+                .await
+            }
+        }
+    }
+
     /// Runs `f` on the blocking pool with the service's state.
     async fn blocking<T, F>(&self, f: F) -> Result<T>
     where
@@ -87,6 +115,18 @@ fn write_options(durability: Durability) -> WriteOptions {
         Durability::Sync => WriteOptions::default(),
         Durability::Deferred => WriteOptions::no_sync(),
     }
+}
+
+/// The keys `batch` writes.
+fn batch_keys(batch: &WriteBatch) -> Vec<&[u8]> {
+    batch
+        .iter()
+        .flatten()
+        .flat_map(|op| match op {
+            BatchOp::Put { key, .. } | BatchOp::Delete { key } => vec![key],
+            BatchOp::DeleteRange { start, end } => vec![start, end],
+        })
+        .collect()
 }
 
 fn validate_mutations(mutations: &[Mutation]) -> Result<WriteBatch> {
@@ -123,7 +163,9 @@ impl Inner {
         let _guards = if preconditions.is_empty() {
             self.locks.shared(keys)
         } else {
-            self.locks.exclusive(keys)
+            let guards = self.locks.exclusive(keys);
+            self.db.wait_queued_writes()?;
+            guards
         };
         for (i, p) in preconditions.iter().enumerate() {
             let current = self.db.get(p.key())?;
@@ -297,30 +339,26 @@ impl KvService for LocalKv {
     }
 
     async fn sync(&self) -> Result<()> {
-        self.blocking(|s| Ok(s.db.sync_wal()?)).await
+        let sync = self
+            .inner
+            .db
+            .write_queued(WriteBatch::new(), WriteOptions::default());
+        Ok(sync.await?)
     }
 
     async fn put_with(&self, key: Vec<u8>, value: Vec<u8>, durability: Durability) -> Result<()> {
         check_key(&key)?;
         check_value(&value)?;
-        self.blocking(move |s| {
-            let mut batch = WriteBatch::new();
-            batch.put(&key, &value)?;
-            let _guards = s.locks.shared([key.as_slice()]);
-            Ok(s.db.write(batch, write_options(durability))?)
-        })
-        .await
+        let mut batch = WriteBatch::new();
+        batch.put(&key, &value)?;
+        self.write_blind(batch, durability).await
     }
 
     async fn delete_with(&self, key: Vec<u8>, durability: Durability) -> Result<()> {
         check_key(&key)?;
-        self.blocking(move |s| {
-            let mut batch = WriteBatch::new();
-            batch.delete(&key)?;
-            let _guards = s.locks.shared([key.as_slice()]);
-            Ok(s.db.write(batch, write_options(durability))?)
-        })
-        .await
+        let mut batch = WriteBatch::new();
+        batch.delete(&key)?;
+        self.write_blind(batch, durability).await
     }
 
     async fn delete_counted_with(&self, keys: Vec<Vec<u8>>, durability: Durability) -> Result<u64> {
@@ -330,6 +368,7 @@ impl KvService for LocalKv {
         }
         self.blocking(move |s| {
             let _guards = s.locks.exclusive(keys.iter().map(Vec::as_slice));
+            s.db.wait_queued_writes()?;
             let mut seen = std::collections::HashSet::new();
             let mut existed = 0;
             for k in &keys {
@@ -351,6 +390,16 @@ impl KvService for LocalKv {
         mutations: Vec<Mutation>,
         durability: Durability,
     ) -> Result<BatchOutcome> {
+        if preconditions.is_empty() {
+            let batch = validate_mutations(&mutations)?;
+            if !batch.is_empty() {
+                self.write_blind(batch, durability).await?;
+            }
+            return Ok(BatchOutcome {
+                applied: true,
+                failed_precondition: None,
+            });
+        }
         self.blocking(move |s| s.apply_batch(&preconditions, &mutations, durability))
             .await
     }
@@ -359,6 +408,7 @@ impl KvService for LocalKv {
         check_key(&key)?;
         self.blocking(move |s| {
             let _guards = s.locks.exclusive([key.as_slice()]);
+            s.db.wait_queued_writes()?;
             let current = match s.db.get(&key)? {
                 Some(v) => parse_counter(&v)?,
                 None => 0,
@@ -447,6 +497,30 @@ mod tests {
             kv.incr_by(b"m".to_vec(), 1).await,
             Err(Error::Overflow)
         ));
+    }
+
+    /// A SET racing an INCR on one key: either the INCR ran first (it returns 1, the SET's
+    /// value stays) or second (it returns 101 and leaves it). An INCR that read around a SET
+    /// still queued in the engine would return 1 and leave 1.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blind_write_never_slips_inside_an_increment() {
+        let (_d, kv) = open();
+        for round in 0..300 {
+            kv.put(b"n".to_vec(), b"0".to_vec()).await.unwrap();
+            let setter = {
+                let kv = kv.clone();
+                tokio::spawn(async move { kv.put(b"n".to_vec(), b"100".to_vec()).await })
+            };
+            let incr = kv.incr_by(b"n".to_vec(), 1).await.unwrap();
+            setter.await.unwrap().unwrap();
+            let last = kv.get(b"n".to_vec(), ReadOptions::default()).await.unwrap();
+            let outcome = (incr, last.as_deref());
+            assert!(
+                outcome == (1, Some(b"100".as_slice()))
+                    || outcome == (101, Some(b"101".as_slice())),
+                "round {round}: INCR returned {incr}, final value {last:?}"
+            );
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

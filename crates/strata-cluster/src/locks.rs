@@ -63,6 +63,24 @@ impl KeyLocks {
         )
     }
 
+    /// Locks the stripes of `keys` shared if none is held exclusively; never blocks. For async
+    /// callers, which must not wait for a read-modify-write on their thread.
+    pub fn try_shared<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+    ) -> Option<KeyGuards<'_>> {
+        let mut guards = Vec::new();
+        for i in self.stripe_ids(keys) {
+            let stripe = self.stripes.get(i)?;
+            guards.push(match stripe.try_read() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return None,
+            });
+        }
+        Some(KeyGuards::Shared(guards))
+    }
+
     /// Locks the stripes of `keys` exclusively. Blocks the calling thread.
     pub fn exclusive<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> KeyGuards<'_> {
         KeyGuards::Exclusive(

@@ -62,7 +62,7 @@ pub mod wal;
 
 pub use batch::WriteBatch;
 pub use compaction::{CompactionProgress, CompactionReport};
-pub use db::{Db, DbIterator, Snapshot};
+pub use db::{Db, DbIterator, PendingWrite, Snapshot};
 pub use error::{Error, Result};
 pub use options::{CompactionStyle, Options, WriteOptions};
 pub use stats::{LevelStats, Stats};

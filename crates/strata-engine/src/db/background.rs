@@ -1,4 +1,5 @@
-//! Background work: one thread flushes immutable memtables to L0 tables, another runs automatic
+//! Background work: the committer thread leads group commits for async writers (see `write`),
+//! one thread flushes immutable memtables to L0 tables, another runs automatic
 //! compactions; manual compactions share the compaction machinery. A failure in either thread
 //! poisons the store, since what is on disk may no longer match what readers were told.
 
@@ -31,7 +32,10 @@ pub(crate) fn spawn(inner: &Arc<DbInner>) -> Result<Vec<JoinHandle<()>>> {
             .spawn(move || f(inner))
             .map_err(|e| Error::io(inner_dir(name), e))
     };
+    let committer = spawn("strata-commit", super::write::commit_loop)?;
+    inner.writer.set_committer(committer.thread().clone());
     Ok(vec![
+        committer,
         spawn("strata-flush", flush_loop)?,
         spawn("strata-compact", compaction_loop)?,
     ])

@@ -5,6 +5,7 @@
 mod background;
 mod open;
 mod read;
+mod waiter;
 mod write;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 
 pub use read::DbIterator;
+pub use waiter::PendingWrite;
 
 use crate::batch::WriteBatch;
 use crate::cache::BlockCache;
@@ -312,6 +314,25 @@ impl Db {
         write::write(&self.inner, batch, opts)
     }
 
+    /// Queues `batch` like [`Db::write`] but returns at once: the returned future resolves to
+    /// the outcome once the batch is committed (and synced, with `opts.sync`), without ever
+    /// blocking the thread that polls it. The store's committer thread leads the group commits
+    /// of such writes, so an async runtime's workers never wait in `fdatasync`. The batch's
+    /// place in the order of writes is fixed by this call: a write queued later, from any
+    /// thread, applies after it. An empty batch with `opts.sync` makes every earlier write
+    /// durable, like [`Db::sync_wal`].
+    pub fn write_queued(&self, batch: WriteBatch, opts: WriteOptions) -> PendingWrite {
+        write::write_queued(&self.inner, batch, opts)
+    }
+
+    /// Waits until every write queued before the call (by [`Db::write_queued`] or a
+    /// concurrent [`Db::write`]) is applied and visible to reads. A read-modify-write that
+    /// excluded other writers of its keys calls this before reading, since an async writer may
+    /// have queued its batch just before being excluded.
+    pub fn wait_queued_writes(&self) -> Result<()> {
+        write::wait_queued(&self.inner)
+    }
+
     /// Makes every write acknowledged so far durable (one WAL sync, shared with concurrent
     /// writers through group commit). A server can apply a pipeline of writes with
     /// `sync = false`, then call this once before answering them all.
@@ -446,6 +467,7 @@ impl Drop for Db {
             let _state = self.inner.state();
             self.inner.state_changed.notify_all();
         }
+        self.inner.writer.nudge_committer();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }

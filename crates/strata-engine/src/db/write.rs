@@ -2,13 +2,15 @@
 //! whole queue as one group, appends every batch to the WAL, syncs once if any of them asked for
 //! it (group commit), inserts them into the memtable and publishes the new sequence number. The
 //! leader also makes room: it switches to a new memtable and WAL when the current one is full,
-//! and slows or stops writers when flushes or L0 compaction fall behind.
+//! and slows or stops writers when flushes or L0 compaction fall behind. Async writers queue
+//! the same way but never lead: groups that start with one are led by the committer thread.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use super::waiter::{Notify, PendingWrite, TaskWaiter, ThreadWaiter, Turn};
 use super::{DbInner, SuperVersion, lock};
 use crate::batch::{BatchOp, MAX_STORED_KEY_LEN, WriteBatch};
 use crate::error::{Error, Result};
@@ -22,53 +24,12 @@ use crate::wal::WalWriter;
 /// Most bytes of batches one leader commits as a group.
 const MAX_GROUP_BYTES: usize = 4 << 20;
 
-/// What a queued writer is told when it is woken.
-enum Turn {
-    /// The previous leader handed over: take the queue and commit it.
-    Lead,
-    /// A leader committed this writer's batch with this outcome.
-    Done(Result<()>),
-}
-
-/// A queued writer's mailbox. Each writer is woken on its own (thread park/unpark), only when
-/// its batch is committed or it is to lead the next group, so a group's end costs one wake-up
-/// per member rather than waking every queued writer to look for its result.
-struct Waiter {
-    thread: std::thread::Thread,
-    turn: Mutex<Option<Turn>>,
-}
-
-impl Waiter {
-    fn new() -> Self {
-        Waiter {
-            thread: std::thread::current(),
-            turn: Mutex::new(None),
-        }
-    }
-
-    fn tell(&self, turn: Turn) {
-        *lock(&self.turn) = Some(turn);
-        self.thread.unpark();
-    }
-
-    /// Parks until told to lead or given an outcome.
-    fn wait(&self) -> Turn {
-        loop {
-            if let Some(turn) = lock(&self.turn).take() {
-                return turn;
-            }
-            // A wake-up that raced ahead of the park makes it return at once.
-            std::thread::park();
-        }
-    }
-}
-
 struct Request {
     batch: WriteBatch,
     sync: bool,
     /// Switch to a new memtable even if the current one is not full (a flush was asked for).
     force_switch: bool,
-    waiter: Arc<Waiter>,
+    notify: Notify,
 }
 
 #[derive(Default)]
@@ -79,10 +40,12 @@ struct QueueState {
     leader_active: bool,
 }
 
-/// The writers' queue and the WAL only its leader touches.
+/// The writers' queue, the WAL only its leader touches, and the committer thread that leads
+/// on behalf of async writers.
 pub(crate) struct WriteQueue {
     queue: Mutex<QueueState>,
     wal: Mutex<WalWriter>,
+    committer: OnceLock<Arc<ThreadWaiter>>,
 }
 
 impl WriteQueue {
@@ -90,6 +53,35 @@ impl WriteQueue {
         WriteQueue {
             queue: Mutex::new(QueueState::default()),
             wal: Mutex::new(wal),
+            committer: OnceLock::new(),
+        }
+    }
+
+    /// Registers the committer thread; until then async writes are refused.
+    pub fn set_committer(&self, thread: std::thread::Thread) {
+        let _ = self
+            .committer
+            .set(Arc::new(ThreadWaiter::for_thread(thread)));
+    }
+
+    /// Wakes the committer so that it sees the shutdown flag.
+    pub fn nudge_committer(&self) {
+        if let Some(c) = self.committer.get() {
+            c.nudge();
+        }
+    }
+
+    /// Gives the lead to the writer at the front of the queue (the committer if that is an
+    /// async writer), or records that nobody leads when the queue is empty.
+    fn hand_over(&self, st: &mut QueueState) {
+        match st.pending.front().map(|r| &r.notify) {
+            Some(Notify::Thread(t)) => t.tell(Turn::Lead),
+            Some(Notify::Task(_)) => match self.committer.get() {
+                Some(c) => c.tell(Turn::Lead),
+                // Unreachable: async writes are queued only once the committer exists.
+                None => st.leader_active = false,
+            },
+            None => st.leader_active = false,
         }
     }
 }
@@ -139,25 +131,111 @@ pub(crate) fn flush(inner: &DbInner) -> Result<()> {
 fn submit(inner: &DbInner, batch: WriteBatch, sync: bool, force_switch: bool) -> Result<()> {
     inner.check_poison()?;
     let q = &inner.writer;
-    let me = Arc::new(Waiter::new());
+    let me = Arc::new(ThreadWaiter::current());
     let mut st = lock(&q.queue);
     st.pending.push_back(Request {
         batch,
         sync,
         force_switch,
-        waiter: Arc::clone(&me),
+        notify: Notify::Thread(Arc::clone(&me)),
     });
     if st.leader_active {
         drop(st);
         match me.wait() {
             Turn::Done(r) => return r,
-            Turn::Lead => st = lock(&q.queue),
+            Turn::Lead => {}
         }
     } else {
         st.leader_active = true;
+        drop(st);
     }
-
     // This writer leads: its request is at the front of the queue, so the group includes it.
+    lead(inner, Some(&me))
+}
+
+/// Queues `batch` for the committer thread and returns at once; see [`PendingWrite`].
+pub(crate) fn write_queued(inner: &DbInner, batch: WriteBatch, opts: WriteOptions) -> PendingWrite {
+    if batch.is_empty() && !opts.sync {
+        return PendingWrite::ready(Ok(()));
+    }
+    let max_key_len = inner.opts.max_key_len();
+    if max_key_len < MAX_STORED_KEY_LEN
+        && let Err(e) = batch.check_key_lengths(max_key_len)
+    {
+        return PendingWrite::ready(Err(e));
+    }
+    if let Err(e) = inner.check_poison() {
+        return PendingWrite::ready(Err(e));
+    }
+    let q = &inner.writer;
+    let Some(committer) = q.committer.get() else {
+        return PendingWrite::ready(Err(Error::Closed));
+    };
+    let waiter = Arc::new(TaskWaiter::default());
+    let mut st = lock(&q.queue);
+    if inner.shutdown.load(Ordering::SeqCst) {
+        return PendingWrite::ready(Err(Error::Closed));
+    }
+    st.pending.push_back(Request {
+        batch,
+        sync: opts.sync,
+        force_switch: false,
+        notify: Notify::Task(Arc::clone(&waiter)),
+    });
+    if !st.leader_active {
+        st.leader_active = true;
+        committer.tell(Turn::Lead);
+    }
+    drop(st);
+    PendingWrite::queued(waiter)
+}
+
+/// Returns once every write queued before the call has been applied and is visible to reads.
+/// Async writes are acknowledged to nobody before that, but a read-modify-write that locked
+/// its keys after such a write was queued must not read around it.
+pub(crate) fn wait_queued(inner: &DbInner) -> Result<()> {
+    if !lock(&inner.writer.queue).leader_active {
+        // Nothing is queued or being committed: every write is applied.
+        return Ok(());
+    }
+    submit(inner, WriteBatch::new(), false, false)
+}
+
+/// The committer thread: leads every group that starts with an async writer, until the store
+/// shuts down and nothing is left queued.
+pub(crate) fn commit_loop(inner: Arc<DbInner>) {
+    // `Db::open` registers this thread right after spawning it.
+    let me = loop {
+        if let Some(me) = inner.writer.committer.get() {
+            break Arc::clone(me);
+        }
+        if inner.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::park_timeout(Duration::from_millis(10));
+    };
+    loop {
+        if let Some(Turn::Lead) = me.take() {
+            // The committer never queues a request of its own: the outcome is all others'.
+            let _ = lead(&inner, None);
+            continue;
+        }
+        if inner.shutdown.load(Ordering::SeqCst) {
+            let st = lock(&inner.writer.queue);
+            if !st.leader_active && st.pending.is_empty() {
+                return;
+            }
+        }
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
+/// Commits the group at the front of the queue, tells its writers the outcome and hands the
+/// lead on. `me` is the blocking writer leading, whose outcome is returned rather than told;
+/// `None` for the committer thread.
+fn lead(inner: &DbInner, me: Option<&Arc<ThreadWaiter>>) -> Result<()> {
+    let q = &inner.writer;
+    let mut st = lock(&q.queue);
     let mut group = Vec::new();
     let mut bytes = 0;
     while let Some(r) = st.pending.front() {
@@ -170,20 +248,14 @@ fn submit(inner: &DbInner, batch: WriteBatch, sync: bool, force_switch: bool) ->
     drop(st);
     let result = commit_group(inner, &mut group);
     for r in &group {
-        if !Arc::ptr_eq(&r.waiter, &me) {
-            r.waiter.tell(Turn::Done(match &result {
+        if !me.is_some_and(|me| r.notify.is(me)) {
+            r.notify.done(match &result {
                 Ok(()) => Ok(()),
                 Err(e) => Err(clone_error(e)),
-            }));
+            });
         }
     }
-    // Hand the queue to the writer now at its front, or stand down if nobody is waiting.
-    let mut st = lock(&q.queue);
-    match st.pending.front() {
-        Some(next) => next.waiter.tell(Turn::Lead),
-        None => st.leader_active = false,
-    }
-    drop(st);
+    q.hand_over(&mut lock(&q.queue));
     result
 }
 
