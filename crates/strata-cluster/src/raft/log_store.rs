@@ -129,17 +129,17 @@ impl LogStore {
         Ok(())
     }
 
-    /// Runs a blocking engine write off the async runtime.
+    /// Writes through the engine's async path: queued in order with every other write, its
+    /// group commit (shared with the other groups' appends) led by the engine's committer.
     async fn write(
         &self,
         batch: WriteBatch,
         opts: WriteOptions,
         subject: ErrorSubject<NodeId>,
     ) -> Result<(), StorageError> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || db.write(batch, opts))
+        self.db
+            .write_queued(batch, opts)
             .await
-            .map_err(io(subject.clone(), ErrorVerb::Write))?
             .map_err(io(subject, ErrorVerb::Write))
     }
 }
@@ -261,11 +261,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             return Ok(());
         }
         self.add_committed(&mut batch)?;
-        let db = Arc::clone(&self.db);
-        let result = tokio::task::spawn_blocking(move || db.write(batch, WriteOptions::default()))
+        let result = self
+            .db
+            .write_queued(batch, WriteOptions::default())
             .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r.map_err(std::io::Error::other));
+            .map_err(std::io::Error::other);
         match result {
             Ok(()) => {
                 self.set_tail(|t| t.last = last);
