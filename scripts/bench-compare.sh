@@ -81,10 +81,17 @@ if cur: print(json.dumps(cur))
 ' "$threads"
 }
 
+# Writes back the dirty pages the previous run left, so that their writeback does not land in
+# the next engine's timing (whichever engine runs after a write-heavy one would pay for it).
+settle() {
+  sync
+}
+
 run_db_bench() {
   local threads="$1"; shift
   echo "== db_bench $* --threads=$threads" >&2
   rm -rf "$OUT/rocksdb"
+  settle
   db_bench "${COMMON_DB_BENCH[@]}" --db="$OUT/rocksdb" --threads="$threads" "$@" 2>>"$OUT/db_bench.err" \
     | tee -a "$OUT/db_bench.log" | db_bench_json "$threads" >>"$RESULTS"
 }
@@ -92,6 +99,7 @@ run_db_bench() {
 run_strata() {
   local bin="$1" engine="$2"; shift 2
   echo "== $engine: $*" >&2
+  settle
   local cmd=("$bin")
   [ "$bin" = "$STRATA" ] && cmd+=(bench)
   "${cmd[@]}" "${COMMON_STRATA[@]}" --engine "$engine" --data "$OUT/data-$engine" "$@" \

@@ -56,7 +56,11 @@ impl MemBloom {
 
     fn insert(&self, hash: u64) {
         for (word, mask) in self.positions(hash) {
-            if let Some(w) = self.words.get(word) {
+            // A plain load first: a bit already set (a key written before, a shared bit)
+            // needs no locked read-modify-write.
+            if let Some(w) = self.words.get(word)
+                && w.load(AtomicOrdering::Relaxed) & mask == 0
+            {
                 w.fetch_or(mask, AtomicOrdering::Relaxed);
             }
         }

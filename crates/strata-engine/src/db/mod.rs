@@ -64,6 +64,9 @@ pub(crate) struct DbInner {
     /// Numbers of obsolete WAL files kept for reuse by the next memtable switches.
     pub recyclable_wals: Mutex<Vec<u64>>,
     poison: Mutex<Option<String>>,
+    /// Set once `poison` holds a reason: the write path checks this on every write without
+    /// taking the mutex.
+    poisoned: AtomicBool,
     pub counters: Counters,
     pub shutdown: AtomicBool,
 }
@@ -91,6 +94,9 @@ impl DbInner {
 
     /// Refuses writes once an earlier failure made the in-memory state untrustworthy.
     pub fn check_poison(&self) -> Result<()> {
+        if !self.poisoned.load(Ordering::Acquire) {
+            return Ok(());
+        }
         match lock(&self.poison).as_ref() {
             Some(reason) => Err(Error::Poisoned(reason.clone())),
             None => Ok(()),
@@ -102,6 +108,7 @@ impl DbInner {
         if p.is_none() {
             tracing::error!(error = %err, "store poisoned; writes refused until reopened");
             *p = Some(err.to_string());
+            self.poisoned.store(true, Ordering::Release);
         }
         drop(p);
         self.state_changed.notify_all();

@@ -174,6 +174,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         snapshots: Mutex::new(BTreeMap::new()),
         recyclable_wals: Mutex::new(Vec::new()),
         poison: Mutex::new(None),
+        poisoned: AtomicBool::new(false),
         counters,
         shutdown: AtomicBool::new(false),
         opts,
