@@ -106,33 +106,55 @@ impl StateMachine {
         }
     }
 
-    /// Applies `entries` on a blocking thread: one engine batch for all of them.
-    fn apply_blocking(&self, entries: Vec<Entry>) -> Result<Vec<Response>, StorageError> {
-        let (mut last_applied, mut membership) = self.read_applied(None)?;
+    /// The engine batch and the responses of applying `entries`: their effects on the
+    /// partition's range and the new applied state, for one write. With
+    /// [`Reads::CachedOnly`], `None` when a read the entries need is not in memory.
+    fn prepare_apply(
+        &self,
+        entries: &[Entry],
+        reads: Reads,
+    ) -> Result<Option<(WriteBatch, Vec<Response>)>, StorageError> {
         let mut overlay = Overlay {
             db: &self.db,
             partition: self.partition,
+            reads,
+            missed: false,
             cleared: false,
             pending: HashMap::new(),
+        };
+        let (mut last_applied, mut membership) = match overlay.read(&self.applied_key())? {
+            None => (None, StoredMembership::default()),
+            Some(b) => decode(&b).map_err(sm_read)?,
         };
         let mut batch = WriteBatch::new();
         let mut responses = Vec::with_capacity(entries.len());
         for entry in entries {
             last_applied = Some(entry.log_id);
-            let response = match entry.payload {
+            let response = match &entry.payload {
                 EntryPayload::Blank => Response::None,
                 EntryPayload::Membership(m) => {
-                    membership = StoredMembership::new(Some(entry.log_id), m);
+                    membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     Response::None
                 }
                 EntryPayload::Normal(cmd) => overlay.apply(cmd, &mut batch)?,
             };
             responses.push(response);
+            if overlay.missed {
+                return Ok(None);
+            }
         }
         let state: AppliedState = (last_applied, membership);
         batch
             .put(self.applied_key(), encode(&state).map_err(sm_write)?)
             .map_err(sm_write)?;
+        Ok(Some((batch, responses)))
+    }
+
+    /// Applies `entries` on a blocking thread, reading from disk where needed.
+    fn apply_blocking(&self, entries: &[Entry]) -> Result<Vec<Response>, StorageError> {
+        let (batch, responses) = self
+            .prepare_apply(entries, Reads::Any)?
+            .ok_or_else(|| sm_read(SnapshotError("a blocking apply read nothing".into())))?;
         self.db
             .write(batch, WriteOptions::no_sync())
             .map_err(sm_write)?;
@@ -229,24 +251,51 @@ impl StateMachine {
 #[error("snapshot: {0}")]
 struct SnapshotError(String);
 
+/// Which reads an apply may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// Any, from disk if need be (on a blocking thread).
+    Any,
+    /// Only what the engine answers from memory ([`Db::get_if_cached`]), on an async worker.
+    CachedOnly,
+}
+
 /// The writes of the entries applied so far in one `apply` call, so a later entry's checks see
 /// an earlier entry's writes before the batch reaches the engine.
 struct Overlay<'a> {
     db: &'a Db,
     partition: PartitionId,
+    reads: Reads,
+    /// A [`Reads::CachedOnly`] read needed the disk: what was computed since is void.
+    missed: bool,
     cleared: bool,
     pending: HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl Overlay<'_> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+    /// Reads the engine key `key` as the overlay's mode allows; a miss in
+    /// [`Reads::CachedOnly`] sets `missed` and reads as absent.
+    fn read(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        match self.reads {
+            Reads::Any => self.db.get(key).map_err(sm_read),
+            Reads::CachedOnly => match self.db.get_if_cached(key).map_err(sm_read)? {
+                Some(value) => Ok(value),
+                None => {
+                    self.missed = true;
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         if let Some(v) = self.pending.get(key) {
             return Ok(v.clone());
         }
         if self.cleared {
             return Ok(None);
         }
-        self.db.get(&data_key(self.partition, key)).map_err(sm_read)
+        self.read(&data_key(self.partition, key))
     }
 
     fn put(
@@ -273,7 +322,7 @@ impl Overlay<'_> {
     /// Applies one command. Commands were validated by the proposer, but a log entry is applied
     /// on every replica, so anything that could still fail here (a check, a counter that is not
     /// an integer) is a deterministic outcome in the response, never an error.
-    fn apply(&mut self, cmd: Command, batch: &mut WriteBatch) -> Result<Response, StorageError> {
+    fn apply(&mut self, cmd: &Command, batch: &mut WriteBatch) -> Result<Response, StorageError> {
         match cmd {
             Command::Batch { checks, writes } => {
                 for (i, check) in checks.iter().enumerate() {
@@ -286,7 +335,7 @@ impl Overlay<'_> {
                     }
                 }
                 let mut deleted = 0;
-                for w in &writes {
+                for w in writes {
                     match w {
                         Write::Put(k, v) => self.put(batch, k, v)?,
                         Write::Delete(k) => {
@@ -304,17 +353,17 @@ impl Overlay<'_> {
                 })
             }
             Command::Incr { key, delta } => {
-                let current = match self.get(&key)? {
+                let current = match self.get(key)? {
                     None => 0,
                     Some(bytes) => match parse_counter(&bytes) {
                         Some(n) => n,
                         None => return Ok(Response::Incr(Err(IncrError::NotAnInteger))),
                     },
                 };
-                let Some(next) = current.checked_add(delta) else {
+                let Some(next) = current.checked_add(*delta) else {
                     return Ok(Response::Incr(Err(IncrError::Overflow)));
                 };
-                self.put(batch, &key, next.to_string().as_bytes())?;
+                self.put(batch, key, next.to_string().as_bytes())?;
                 Ok(Response::Incr(Ok(next)))
             }
             Command::Clear => {
@@ -325,7 +374,7 @@ impl Overlay<'_> {
                 Ok(Response::Cleared)
             }
             Command::Multi(cmds) => cmds
-                .into_iter()
+                .iter()
                 .map(|cmd| self.apply(cmd, batch))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Response::Multi),
@@ -363,7 +412,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        self.blocking(move |sm| sm.apply_blocking(entries)).await
+        // Most entries read nothing (blind writes) or what is in memory: apply them here and
+        // queue the batch through the engine's async path; the rest go to the blocking pool.
+        if let Some((batch, responses)) = self.prepare_apply(&entries, Reads::CachedOnly)? {
+            self.db
+                .write_queued(batch, WriteOptions::no_sync())
+                .await
+                .map_err(sm_write)?;
+            return Ok(responses);
+        }
+        self.blocking(move |sm| sm.apply_blocking(&entries)).await
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -391,5 +449,68 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, LogId};
+
+    use super::*;
+    use crate::raft::types::Write;
+
+    fn entry(index: u64, cmd: Command) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(cmd),
+        }
+    }
+
+    fn put(key: &[u8], value: &[u8]) -> Command {
+        Command::Batch {
+            checks: Vec::new(),
+            writes: vec![Write::Put(key.to_vec(), value.to_vec())],
+        }
+    }
+
+    fn incr(key: &[u8], delta: i64) -> Command {
+        Command::Incr {
+            key: key.to_vec(),
+            delta,
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> StateMachine {
+        let db = Db::open(dir, strata_engine::Options::default()).unwrap();
+        StateMachine::new(Arc::new(db), 3)
+    }
+
+    /// Entries whose reads are in memory apply on the async worker; one whose read needs the
+    /// disk (a counter flushed to a table before a restart, so nothing is cached) falls back to
+    /// the blocking pool and reads the same value.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn applies_from_memory_or_from_disk_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = open(dir.path());
+        let responses = sm
+            .apply(vec![
+                entry(1, put(b"n", b"5")),
+                entry(2, incr(b"n", 1)),
+                entry(3, put(b"other", b"x")),
+            ])
+            .await
+            .unwrap();
+        assert!(matches!(responses[1], Response::Incr(Ok(6))));
+        sm.db.flush().unwrap();
+        drop(sm);
+
+        let mut sm = open(dir.path());
+        let probe = data_key(3, b"n");
+        assert_eq!(sm.db.get_if_cached(&probe).unwrap(), None, "cache is cold");
+        let responses = sm.apply(vec![entry(4, incr(b"n", 10))]).await.unwrap();
+        assert!(matches!(responses[0], Response::Incr(Ok(16))));
+        let (applied, _) = sm.applied_state().await.unwrap();
+        assert_eq!(applied.map(|id| id.index), Some(4));
+        assert_eq!(sm.db.get(&probe).unwrap(), Some(b"16".to_vec()));
     }
 }
