@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
-use crossbeam_skiplist::SkipSet;
+use crossbeam_skiplist::base::SkipList;
 
 use crate::error::Result;
 use crate::iter::InternalIterator;
@@ -176,7 +176,11 @@ pub struct MemGet {
 /// A sorted in-memory table of recent writes.
 #[derive(Debug)]
 pub struct Memtable {
-    map: SkipSet<MemKey>,
+    /// The entries, used through crossbeam's guard-based API: a lookup pins the epoch once
+    /// and reads the node it finds without taking a reference count on it.
+    map: SkipList<MemKey, ()>,
+    /// Range tombstones recorded, so lookups skip the lock when there are none.
+    range_tombstone_count: AtomicUsize,
     bloom: MemBloom,
     range_tombstones: RwLock<Vec<RangeTombstone>>,
     size: AtomicUsize,
@@ -188,7 +192,8 @@ impl Memtable {
     /// `capacity_bytes` (this sizes its bloom filter).
     pub fn new(log_number: u64, capacity_bytes: usize) -> Self {
         Memtable {
-            map: SkipSet::new(),
+            map: SkipList::new(crossbeam_epoch::default_collector().clone()),
+            range_tombstone_count: AtomicUsize::new(0),
             bloom: MemBloom::new(capacity_bytes),
             range_tombstones: RwLock::new(Vec::new()),
             size: AtomicUsize::new(0),
@@ -207,7 +212,8 @@ impl Memtable {
         let entry = MemKey::new(key, seq, kind, value);
         self.size
             .fetch_add(entry.data.len() + ENTRY_OVERHEAD, AtomicOrdering::Relaxed);
-        self.map.insert(entry);
+        let guard = crossbeam_epoch::pin();
+        self.map.insert(entry, (), &guard).release(&guard);
     }
 
     /// Records a range deletion.
@@ -220,6 +226,8 @@ impl Memtable {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(t);
+        self.range_tombstone_count
+            .fetch_add(1, AtomicOrdering::Release);
     }
 
     /// The range tombstones recorded so far.
@@ -233,6 +241,9 @@ impl Memtable {
     /// True if a range tombstone here deletes `user_key`'s version at `entry_seq` for a reader at
     /// `read_seq`.
     pub fn covers(&self, user_key: &[u8], entry_seq: SeqNo, read_seq: SeqNo) -> bool {
+        if !self.has_range_tombstones() {
+            return false;
+        }
         crate::range_del::is_covered(
             &self
                 .range_tombstones
@@ -246,11 +257,7 @@ impl Memtable {
 
     /// True if any range tombstone was recorded.
     pub fn has_range_tombstones(&self) -> bool {
-        !self
-            .range_tombstones
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
+        self.range_tombstone_count.load(AtomicOrdering::Acquire) > 0
     }
 
     /// The newest version of `user_key` with a sequence number at or below `seq`.
@@ -265,12 +272,14 @@ impl Memtable {
             return None;
         }
         let target = MemKey::target(Bytes::from(seek_key(user_key, seq)));
-        let entry = self.map.lower_bound(Bound::Included(&target))?;
-        let parsed = parse_internal_key(entry.value().ikey())?;
+        let guard = crossbeam_epoch::pin();
+        let entry = self.map.lower_bound(Bound::Included(&target), &guard)?;
+        let found = entry.key();
+        let parsed = parse_internal_key(found.ikey())?;
         (parsed.user_key == user_key).then(|| MemGet {
             seq: parsed.seq,
             kind: parsed.kind,
-            value: entry.value().value_bytes(),
+            value: found.value_bytes(),
         })
     }
 
@@ -289,13 +298,40 @@ impl Memtable {
         self.map.is_empty() && !self.has_range_tombstones()
     }
 
-    /// Walks every point entry in order as (encoded internal key, value). Faster than
-    /// [`Memtable::iter`] for a full pass (a flush): it follows the skiplist's links instead of
-    /// searching for each successor.
+    /// Up to `max` entries from `start` on, in order, read under one epoch pin.
+    fn collect_from(&self, start: Bound<&MemKey>, max: usize) -> Vec<MemKey> {
+        let guard = crossbeam_epoch::pin();
+        let mut out = Vec::with_capacity(max);
+        let mut entry = self.map.lower_bound(start, &guard);
+        while let Some(e) = entry {
+            if out.len() >= max {
+                break;
+            }
+            out.push(e.key().clone());
+            entry = e.next();
+        }
+        out
+    }
+
+    /// Walks every point entry in order as (encoded internal key, value), for a flush: it
+    /// follows the skiplist's links a chunk at a time rather than searching for each successor.
     pub fn entries(&self) -> impl Iterator<Item = (Bytes, Bytes)> + '_ {
-        self.map
-            .iter()
-            .map(|e| (e.value().key_bytes(), e.value().value_bytes()))
+        const CHUNK: usize = 1024;
+        let mut chunk = self.collect_from(Bound::Unbounded, CHUNK).into_iter();
+        let mut last: Option<MemKey> = None;
+        std::iter::from_fn(move || {
+            let next = match chunk.next() {
+                Some(k) => k,
+                None => {
+                    let from = last.as_ref()?;
+                    chunk = self.collect_from(Bound::Excluded(from), CHUNK).into_iter();
+                    chunk.next()?
+                }
+            };
+            let item = (next.key_bytes(), next.value_bytes());
+            last = Some(next);
+            Some(item)
+        })
     }
 
     /// An iterator over the point entries.
@@ -316,7 +352,7 @@ pub struct MemtableIterator {
 
 impl MemtableIterator {
     fn set(&mut self, bound: Bound<&MemKey>) {
-        self.current = self.mem.map.lower_bound(bound).map(|e| e.value().clone());
+        self.current = self.mem.collect_from(bound, 1).pop();
     }
 }
 
@@ -326,7 +362,7 @@ impl InternalIterator for MemtableIterator {
     }
 
     fn seek_to_first(&mut self) -> Result<()> {
-        self.current = self.mem.map.front().map(|e| e.value().clone());
+        self.set(Bound::Unbounded);
         Ok(())
     }
 
