@@ -69,7 +69,8 @@ pub struct Stats {
     pub compaction_bytes_written: u64,
     /// Bytes written by flushes.
     pub flush_bytes_written: u64,
-    /// Entries dropped by compactions (shadowed versions and tombstones).
+    /// Entries dropped by flushes (versions overwritten in the same memtable) and compactions
+    /// (shadowed versions and tombstones).
     pub keys_removed: u64,
     /// Bytes by which compactions shrank the tables they rewrote.
     pub bytes_reclaimed: u64,

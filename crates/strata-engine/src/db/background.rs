@@ -8,6 +8,8 @@ use std::sync::{Arc, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use super::{DbInner, DbState, SuperVersion};
 use crate::cache::BlockCache;
 use crate::compaction::job::{self, JobContext};
@@ -16,7 +18,7 @@ use crate::compaction::{CompactionProgress, CompactionReport, CompactionTask, pi
 use crate::error::{Error, Result};
 use crate::filename;
 use crate::fs::FileSystem;
-use crate::key::parse_internal_key;
+use crate::key::{SeqNo, parse_internal_key};
 use crate::memtable::Memtable;
 use crate::stats::Counters;
 use crate::table::{Table, TableOptions};
@@ -45,15 +47,24 @@ fn inner_dir(name: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(format!("<thread {name}>"))
 }
 
-/// Writes a memtable's entries and range tombstones into one L0 table (none if it is empty).
+/// A table a flush wrote: its description for the MANIFEST and the open table.
+pub(crate) type FlushedTable = (FileDesc, Arc<Table>);
+
+/// Writes a memtable's entries and range tombstones into one L0 table (none if it is empty),
+/// leaving out every version that a newer version of its key hides from all readers: a
+/// version is kept only if it is its key's newest or some snapshot in `snapshots` (sorted
+/// ascending) reads it, that is lies at or above it and below the next newer version (as
+/// RocksDB's flush does). A key overwritten many times between flushes reaches disk once.
+/// Returns the tables and the number of versions left out.
 pub(crate) fn write_memtable(
     fs: &dyn FileSystem,
     dir: &std::path::Path,
     mem: &Arc<Memtable>,
+    snapshots: &[SeqNo],
     table_options: TableOptions,
     cache: &Arc<BlockCache>,
     new_file_number: &mut dyn FnMut() -> u64,
-) -> Result<Vec<(FileDesc, Arc<Table>)>> {
+) -> Result<(Vec<FlushedTable>, u64)> {
     let mut writer = OutputWriter::new(
         fs,
         dir,
@@ -64,12 +75,27 @@ pub(crate) fn write_memtable(
         new_file_number,
     );
     writer.set_range_tombstones(mem.range_tombstones());
+    let mut current_key: Option<Bytes> = None;
+    let mut newer_seq = SeqNo::MAX;
+    let mut dropped = 0;
     for (ikey, value) in mem.entries() {
         let parsed = parse_internal_key(&ikey)
             .ok_or_else(|| Error::corruption(dir, 0, "memtable holds a malformed key"))?;
-        writer.add(&ikey, &parsed, &value)?;
+        if current_key.as_deref() != Some(parsed.user_key) {
+            current_key = Some(ikey.slice(..parsed.user_key.len()));
+            newer_seq = SeqNo::MAX;
+        }
+        // Entries of one key come newest first; `newer_seq` is the version just kept above.
+        let first_reader = snapshots.get(snapshots.partition_point(|s| *s < parsed.seq));
+        let needed = newer_seq == SeqNo::MAX || first_reader.is_some_and(|s| *s < newer_seq);
+        if needed {
+            writer.add(&ikey, &parsed, &value)?;
+        } else {
+            dropped += 1;
+        }
+        newer_seq = parsed.seq;
     }
-    writer.finish()
+    Ok((writer.finish()?, dropped))
 }
 
 fn wait<'a>(inner: &'a DbInner, st: MutexGuard<'a, DbState>) -> MutexGuard<'a, DbState> {
@@ -104,14 +130,19 @@ fn flush_loop(inner: Arc<DbInner>) {
 
 fn flush_memtable(inner: &DbInner, imm: &Arc<Memtable>) -> Result<()> {
     let mut alloc = || inner.state().versions.new_file_number();
-    let outputs = write_memtable(
+    // Every entry of the immutable memtable is published, so a snapshot taken from here on
+    // is above all of them and needs only their newest versions.
+    let snapshots = inner.snapshot_seqs();
+    let (outputs, dropped) = write_memtable(
         inner.fs.as_ref(),
         &inner.dir,
         imm,
+        &snapshots,
         inner.opts.table_options(),
         &inner.cache,
         &mut alloc,
     )?;
+    Counters::add(&inner.counters.keys_removed, dropped);
     let written: u64 = outputs.iter().map(|(d, _)| d.size).sum();
     let mut st = inner.state();
     let sv = inner.super_version();

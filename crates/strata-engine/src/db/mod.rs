@@ -114,6 +114,11 @@ impl DbInner {
         self.state_changed.notify_all();
     }
 
+    /// The sequence numbers of the live snapshots, ascending.
+    pub fn snapshot_seqs(&self) -> Vec<SeqNo> {
+        lock(&self.snapshots).keys().copied().collect()
+    }
+
     pub fn smallest_snapshot(&self) -> SeqNo {
         lock(&self.snapshots)
             .keys()

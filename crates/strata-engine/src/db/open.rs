@@ -138,7 +138,17 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         Vec::new()
     } else {
         let mut alloc = || versions.new_file_number();
-        write_memtable(fs.as_ref(), dir, &mem, table_options, &cache, &mut alloc)?
+        // No snapshot exists yet: only each key's newest version is needed.
+        write_memtable(
+            fs.as_ref(),
+            dir,
+            &mem,
+            &[],
+            table_options,
+            &cache,
+            &mut alloc,
+        )?
+        .0
     };
     let new_log = versions.new_file_number();
     let wal = WalWriter::create(fs.as_ref(), &filename::wal(dir, new_log), new_log)?;
