@@ -219,6 +219,51 @@ mod tests {
         );
     }
 
+    /// The same with the real engine on its fault-injecting file system: the sync of a PUT
+    /// fails (a dying disk), the store is poisoned, reads go on from memory, and after a
+    /// simulated power loss the store holds exactly the acknowledged write.
+    #[test]
+    fn a_failing_disk_under_the_real_engine_loses_nothing_acknowledged() {
+        use std::sync::Arc;
+
+        use strata_engine::fs::FaultFs;
+        use strata_engine::{Db, Options};
+
+        use crate::repl::embedded::Embedded;
+
+        let fs = FaultFs::new();
+        let open = || {
+            let opts = Options {
+                fs: Arc::new(fs.clone()),
+                ..Options::default()
+            };
+            Embedded::new(Db::open("/store", opts).unwrap())
+        };
+        let run_on = |session: &mut Session<Embedded>, script: &str| {
+            let mut buf = Vec::new();
+            let mut out = PlainOutput::new(&mut buf);
+            for line in script.lines() {
+                session.handle_line(line.as_bytes(), &mut out).unwrap();
+            }
+            String::from_utf8(buf).unwrap()
+        };
+        let mut s = Session::new(open());
+        assert_eq!(run_on(&mut s, "PUT k v\nPUT other 1"), "OK\nOK\n");
+        fs.set_fail_syncs(true);
+        let out = run_on(&mut s, "PUT k w\nDELETE other\nGET k\nGET other\nCOUNT");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 5, "{out}");
+        assert!(lines[0].starts_with("ERR "), "{out}");
+        assert!(lines[1].starts_with("ERR store is poisoned"), "{out}");
+        assert_eq!(&lines[2..], ["v", "1", "2"], "{out}");
+        drop(s);
+        fs.set_fail_syncs(false);
+        fs.power_loss();
+
+        let mut s = Session::new(open());
+        assert_eq!(run_on(&mut s, "GET k\nGET other\nCOUNT"), "v\n1\n2\n");
+    }
+
     #[test]
     fn failed_writes_are_reported_and_reads_go_on() {
         let mut s = Session::new(Model::default());
