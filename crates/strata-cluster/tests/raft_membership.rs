@@ -38,12 +38,24 @@ async fn write_until(kv: RaftKv, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<Str
     failed
 }
 
-/// Asserts that every partition's voters, as node `seen_by` knows them, are `expected`.
-fn assert_voters(c: &Cluster, seen_by: u64, expected: &[u64]) {
+/// Waits (at most 10 s) until every partition's voters, as node `seen_by` knows them, are
+/// `expected`. A change is done once the leader has committed it; a member outside the
+/// majority that committed it learns it with the next AppendEntries, a moment later.
+async fn await_voters(c: &Cluster, seen_by: u64, expected: &[u64]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     for p in 0..8u16 {
-        let m = c.node(seen_by).kv.node().metrics(p).unwrap();
-        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
-        assert_eq!(voters, expected, "partition {p}");
+        loop {
+            let m = c.node(seen_by).kv.node().metrics(p).unwrap();
+            let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+            if voters == expected {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "partition {p}: node {seen_by} sees voters {voters:?}, not {expected:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -83,7 +95,7 @@ async fn add_a_fourth_node_and_remove_one_under_load() {
         .change_membership(&add, Duration::from_secs(30))
         .await;
     assert_eq!(again.unwrap(), 8);
-    assert_voters(&c, new, &[1, 2, 3, 4]);
+    await_voters(&c, new, &[1, 2, 3, 4]).await;
 
     // Node 1 leaves, and is stopped; the writer goes on through node 2.
     let remove = MembershipChange::Remove { id: 1 };
@@ -105,7 +117,7 @@ async fn add_a_fourth_node_and_remove_one_under_load() {
         "{} writes acknowledged during the changes, {failed} failed",
         acked.len()
     );
-    assert_voters(&c, 4, &[2, 3, 4]);
+    await_voters(&c, 4, &[2, 3, 4]).await;
     // The three remaining replicas hold the same data, with every acknowledged write, readable
     // through the new node.
     let sums = c.await_converged(Duration::from_secs(15)).await;
