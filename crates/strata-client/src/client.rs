@@ -5,11 +5,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
+use strata_proto::auth::BearerToken;
 use strata_proto::v1 as pb;
 use strata_proto::v1::admin_client::AdminClient;
 use strata_proto::v1::kv_client::KvClient;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
@@ -19,21 +18,8 @@ use crate::retry::{backoff, is_retryable};
 use crate::routing::Routes;
 use crate::{Error, Result};
 
-/// Adds the access token to every call.
-#[derive(Debug, Clone)]
-pub struct TokenInterceptor(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for TokenInterceptor {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(req)
-    }
-}
-
 /// The service stack every call goes through: a channel with the token interceptor.
-pub(crate) type Svc = InterceptedService<Channel, TokenInterceptor>;
+pub(crate) type Svc = InterceptedService<Channel, BearerToken>;
 
 /// Largest message either way (a value may be 16 MiB, a batch several).
 const MAX_MESSAGE: usize = 64 << 20;
@@ -66,23 +52,14 @@ fn uri(addr: &str, tls: bool) -> String {
 #[derive(Debug, Clone)]
 pub(crate) struct Connector {
     pub(crate) opts: ClientOptions,
-    interceptor: TokenInterceptor,
+    interceptor: BearerToken,
 }
 
 impl Connector {
     fn new(opts: ClientOptions) -> Result<Connector> {
-        let token = match &opts.token {
-            Some(t) => Some(
-                format!("Bearer {t}")
-                    .parse::<MetadataValue<Ascii>>()
-                    .map_err(|_| Error::InvalidToken)?,
-            ),
-            None => None,
-        };
-        Ok(Connector {
-            opts,
-            interceptor: TokenInterceptor(token),
-        })
+        let interceptor =
+            BearerToken::new(opts.token.as_deref()).map_err(|_| Error::InvalidToken)?;
+        Ok(Connector { opts, interceptor })
     }
 
     fn endpoint(&self, addr: &str) -> Result<Endpoint> {

@@ -20,7 +20,9 @@
 //!   [`raft_v1::raft_client::RaftClient`] and [`raft_v1::raft_server::RaftServer`].
 //! - [`slot`]: how keys hash to slots and slots to partitions, for clients that route requests
 //!   to partition leaders.
+//! - [`auth`]: the access token a caller sends with every call.
 
+pub mod auth;
 pub mod slot;
 
 /// Generated code for `package strata.v1`.

@@ -1,7 +1,7 @@
 //! The client side of the Raft transport: [`Peers`], one lazily connected tonic channel per
 //! peer shared by every group on the node, and [`GroupNetwork`], the openraft
 //! `RaftNetworkFactory` of one group, whose RPCs carry the group id. Every RPC carries the
-//! cluster's access token when one is configured ([`PeerAuth`]).
+//! cluster's access token when one is configured ([`BearerToken`]).
 //!
 //! Requests and replies are openraft's own types encoded with postcard inside the
 //! `strata.raft.v1` messages. A peer that cannot be connected to is reported as `Unreachable`,
@@ -26,9 +26,9 @@ use openraft::raft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use strata_proto::auth::BearerToken;
 use strata_proto::raft_v1::raft_client::RaftClient;
 use strata_proto::raft_v1::{RaftReply, RaftRequest};
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
@@ -67,36 +67,8 @@ impl std::fmt::Debug for PeerConnector {
     }
 }
 
-/// Adds the cluster's access token (`authorization: Bearer <token>`) to every Raft RPC a node
-/// sends: a node with a token requires it on its gRPC listener, Raft service included.
-#[derive(Debug, Clone, Default)]
-pub struct PeerAuth(Option<MetadataValue<Ascii>>);
-
-impl PeerAuth {
-    /// Sends `token`, or nothing when `None`. Fails on a token that cannot be a header value.
-    pub fn new(token: Option<&str>) -> crate::Result<PeerAuth> {
-        token
-            .map(|t| {
-                format!("Bearer {t}").parse().map_err(|_| {
-                    crate::Error::InvalidArgument("the access token must be printable ASCII".into())
-                })
-            })
-            .transpose()
-            .map(PeerAuth)
-    }
-}
-
-impl tonic::service::Interceptor for PeerAuth {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(req)
-    }
-}
-
 /// A Raft client to one peer over its shared channel, sending the access token.
-pub type RaftPeer = RaftClient<InterceptedService<Channel, PeerAuth>>;
+pub type RaftPeer = RaftClient<InterceptedService<Channel, BearerToken>>;
 
 /// One tonic channel per peer address, shared by all groups (HTTP/2 multiplexes their RPCs on
 /// one connection), and by the requests this node forwards to leaders. Cheap to clone.
@@ -104,7 +76,7 @@ pub type RaftPeer = RaftClient<InterceptedService<Channel, PeerAuth>>;
 pub struct Peers {
     channels: Arc<RwLock<HashMap<String, Channel>>>,
     connector: Option<PeerConnector>,
-    auth: PeerAuth,
+    auth: BearerToken,
 }
 
 /// Why a channel to a peer could not be made.
@@ -118,7 +90,7 @@ pub struct BadPeerAddress {
 
 impl Peers {
     /// Peers reached through `connector` (`None`: TCP), sent `auth` with every RPC.
-    pub fn new(connector: Option<PeerConnector>, auth: PeerAuth) -> Self {
+    pub fn new(connector: Option<PeerConnector>, auth: BearerToken) -> Self {
         Peers {
             channels: Arc::default(),
             connector,

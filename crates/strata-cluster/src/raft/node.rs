@@ -12,6 +12,7 @@ use std::time::Duration;
 use openraft::error::{InitializeError, RaftError};
 use openraft::{Config, Raft, RaftMetrics, SnapshotPolicy};
 use strata_engine::Db;
+use strata_proto::auth::BearerToken;
 use tokio::time::Instant;
 
 use crate::partition::{
@@ -21,7 +22,7 @@ use crate::raft::forward::{self, ForwardError, ForwardRpc};
 use crate::raft::group::Group;
 use crate::raft::log_store::LogStore;
 use crate::raft::membership::{self, MembershipChange};
-use crate::raft::network::{GroupNetwork, PeerAuth, PeerConnector, Peers, RaftPeer};
+use crate::raft::network::{GroupNetwork, PeerConnector, Peers, RaftPeer};
 use crate::raft::service::{RaftService, Router};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::status::{ClusterStatus, PartitionStatus};
@@ -133,7 +134,9 @@ impl RaftNode {
         let raft_config = config.raft_config()?;
         let peers = Peers::new(
             config.connector.clone(),
-            PeerAuth::new(config.token.as_deref())?,
+            BearerToken::new(config.token.as_deref()).map_err(|_| {
+                Error::InvalidArgument("the access token must be printable ASCII".into())
+            })?,
         );
         let router = Router::default();
         let placement: Arc<dyn Placement> = Arc::new(AllNodes);
