@@ -86,14 +86,21 @@ impl WriteQueue {
     }
 }
 
-pub(crate) fn write(inner: &DbInner, batch: WriteBatch, opts: WriteOptions) -> Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
+/// Refuses a batch with a key longer than the store takes (its options may reserve room for a
+/// key prefix below the engine's own limit).
+fn check_keys(inner: &DbInner, batch: &WriteBatch) -> Result<()> {
     let max_key_len = inner.opts.max_key_len();
     if max_key_len < MAX_STORED_KEY_LEN {
         batch.check_key_lengths(max_key_len)?;
     }
+    Ok(())
+}
+
+pub(crate) fn write(inner: &DbInner, batch: WriteBatch, opts: WriteOptions) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    check_keys(inner, &batch)?;
     submit(inner, batch, opts.sync, false)
 }
 
@@ -158,13 +165,7 @@ pub(crate) fn write_queued(inner: &DbInner, batch: WriteBatch, opts: WriteOption
     if batch.is_empty() && !opts.sync {
         return PendingWrite::ready(Ok(()));
     }
-    let max_key_len = inner.opts.max_key_len();
-    if max_key_len < MAX_STORED_KEY_LEN
-        && let Err(e) = batch.check_key_lengths(max_key_len)
-    {
-        return PendingWrite::ready(Err(e));
-    }
-    if let Err(e) = inner.check_poison() {
+    if let Err(e) = check_keys(inner, &batch).and_then(|()| inner.check_poison()) {
         return PendingWrite::ready(Err(e));
     }
     let q = &inner.writer;
