@@ -118,6 +118,10 @@ impl MemKey {
         self.data.get(..self.key_len).unwrap_or_default()
     }
 
+    fn value(&self) -> &[u8] {
+        self.data.get(self.key_len..).unwrap_or_default()
+    }
+
     fn key_bytes(&self) -> Bytes {
         self.data.slice(..self.key_len)
     }
@@ -298,6 +302,13 @@ impl Memtable {
         self.map.is_empty() && !self.has_range_tombstones()
     }
 
+    /// The first entry from `start` on.
+    fn first_from(&self, start: Bound<&MemKey>) -> Option<MemKey> {
+        let guard = crossbeam_epoch::pin();
+        let entry = self.map.lower_bound(start, &guard)?;
+        Some(entry.key().clone())
+    }
+
     /// Up to `max` entries from `start` on, in order, read under one epoch pin.
     fn collect_from(&self, start: Bound<&MemKey>, max: usize) -> Vec<MemKey> {
         let guard = crossbeam_epoch::pin();
@@ -352,7 +363,7 @@ pub struct MemtableIterator {
 
 impl MemtableIterator {
     fn set(&mut self, bound: Bound<&MemKey>) {
-        self.current = self.mem.collect_from(bound, 1).pop();
+        self.current = self.mem.first_from(bound);
     }
 }
 
@@ -384,10 +395,7 @@ impl InternalIterator for MemtableIterator {
     }
 
     fn value(&self) -> &[u8] {
-        self.current
-            .as_ref()
-            .and_then(|k| k.data.get(k.key_len..))
-            .unwrap_or_default()
+        self.current.as_ref().map_or(&[], MemKey::value)
     }
 }
 
