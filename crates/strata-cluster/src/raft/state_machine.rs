@@ -61,6 +61,14 @@ fn io<E: std::error::Error + 'static>(
     move |e| storage_error(subject, verb, &e)
 }
 
+/// The applied state stored as `bytes`; nothing applied yet when there are none.
+fn decode_applied(bytes: Option<Vec<u8>>) -> Result<AppliedState, StorageError> {
+    match bytes {
+        None => Ok((None, StoredMembership::default())),
+        Some(b) => decode(&b).map_err(sm_read),
+    }
+}
+
 fn sm_read<E: std::error::Error + 'static>(e: E) -> StorageError {
     storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, &e)
 }
@@ -100,10 +108,7 @@ impl StateMachine {
             None => self.db.get(&key),
         }
         .map_err(sm_read)?;
-        match bytes {
-            None => Ok((None, StoredMembership::default())),
-            Some(b) => decode(&b).map_err(sm_read),
-        }
+        decode_applied(bytes)
     }
 
     /// The engine batch and the responses of applying `entries`: their effects on the
@@ -122,10 +127,11 @@ impl StateMachine {
             cleared: false,
             pending: HashMap::new(),
         };
-        let (mut last_applied, mut membership) = match overlay.read(&self.applied_key())? {
-            None => (None, StoredMembership::default()),
-            Some(b) => decode(&b).map_err(sm_read)?,
-        };
+        let applied_key = self.applied_key();
+        let (mut last_applied, mut membership) = decode_applied(overlay.read(&applied_key)?)?;
+        if overlay.missed {
+            return Ok(None);
+        }
         let mut batch = WriteBatch::new();
         let mut responses = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -145,7 +151,7 @@ impl StateMachine {
         }
         let state: AppliedState = (last_applied, membership);
         batch
-            .put(self.applied_key(), encode(&state).map_err(sm_write)?)
+            .put(applied_key, encode(&state).map_err(sm_write)?)
             .map_err(sm_write)?;
         Ok(Some((batch, responses)))
     }
