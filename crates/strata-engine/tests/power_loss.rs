@@ -3,12 +3,9 @@
 //! runs), unsynced batches come back whole or not at all, and a failed sync or write poisons the
 //! store until it is reopened, after which it holds every acknowledged write.
 //!
-//! A power loss is modelled as the machine stopping at one instant: writes and syncs are made to
-//! fail first, so that nothing the still-running `Db` does afterwards becomes durable, then
-//! [`FaultFs::power_loss`] drops what was not durable, the `Db` is dropped (its threads fail
-//! harmlessly against the dead disk), and a second `power_loss` discards whatever they left in
-//! the live view. Calling `power_loss` alone while the `Db` runs would let its background threads
-//! keep writing to a "dead" disk, which no real machine does.
+//! A power loss is modelled as the machine stopping at one instant ([`FaultFs::crash`]): nothing
+//! the still-running `Db` does afterwards becomes durable. The concurrent-writers case does the
+//! same steps by hand, since its writer threads must stop between them.
 
 #![allow(
     clippy::unwrap_used,
@@ -52,17 +49,6 @@ fn batch(id: &str) -> WriteBatch {
         b.put(format!("{id}:{j}").as_bytes(), value(id, j)).unwrap();
     }
     b
-}
-
-/// The machine stops now: nothing done after this call becomes durable.
-fn crash_now(fs: &FaultFs, db: Db) {
-    fs.set_fail_writes(true);
-    fs.set_fail_syncs(true);
-    fs.power_loss();
-    drop(db);
-    fs.power_loss();
-    fs.set_fail_writes(false);
-    fs.set_fail_syncs(false);
 }
 
 /// Reopens and checks that every batch present is whole and correct and that every batch in
@@ -112,12 +98,12 @@ fn synced_writes_survive_power_loss_at_many_points() {
         let what = match cycle % 6 {
             0 => {
                 db.flush().unwrap();
-                crash_now(&fs, db);
+                fs.crash(db);
                 "a power loss right after a flush"
             }
             1 => {
                 db.compact_range(None, None, &mut |_| {}).unwrap();
-                crash_now(&fs, db);
+                fs.crash(db);
                 "a power loss right after a compaction"
             }
             2 => {
@@ -125,7 +111,7 @@ fn synced_writes_survive_power_loss_at_many_points() {
                     let id = format!("c{cycle:02}-u{i:04}");
                     db.write(batch(&id), WriteOptions::no_sync()).unwrap();
                 }
-                crash_now(&fs, db);
+                fs.crash(db);
                 "a power loss in the middle of unsynced writes"
             }
             3 => {
@@ -139,7 +125,7 @@ fn synced_writes_survive_power_loss_at_many_points() {
             }
             4 => {
                 // Background flushes and compactions are likely still running.
-                crash_now(&fs, db);
+                fs.crash(db);
                 "a power loss right after the writes"
             }
             _ => {
@@ -252,7 +238,7 @@ fn failed_sync_in_a_flush_poisons_until_reopen() {
     expect_poisoned(db.write(batch("later"), WriteOptions::default()));
     // Reads still work from memory.
     assert_eq!(db.get(b"f000:0").unwrap(), Some(value("f000", 0)));
-    crash_now(&fs, db);
+    fs.crash(db);
     verify(&fs, &required, "a failed sync during a flush");
 }
 
@@ -280,7 +266,7 @@ fn failed_write_poisons_until_reopen() {
     let db = open(&fs);
     db.write(batch("new"), WriteOptions::default()).unwrap();
     required.insert("new".into());
-    crash_now(&fs, db);
+    fs.crash(db);
     verify(
         &fs,
         &required,
@@ -296,7 +282,7 @@ fn power_loss_before_anything_is_synced_leaves_an_openable_store() {
         db.write(batch(&format!("n{i}")), WriteOptions::no_sync())
             .unwrap();
     }
-    crash_now(&fs, db);
+    fs.crash(db);
     verify(&fs, &BTreeSet::new(), "unsynced writes only");
 }
 
@@ -311,7 +297,7 @@ fn sync_wal_makes_earlier_unsynced_writes_durable() {
     let syncs = fs.sync_count();
     db.sync_wal().unwrap();
     assert!(fs.sync_count() > syncs, "sync_wal syncs the log");
-    crash_now(&fs, db);
+    fs.crash(db);
     let required: BTreeSet<String> = (0..20).map(|i| format!("u{i}")).collect();
     verify(&fs, &required, "after sync_wal");
 }

@@ -107,13 +107,7 @@ fn a_resolved_synced_write_survives_power_loss() {
         // Unsynced writes after the synced ones may be lost; the synced ones may not.
         drop(db.write_queued(put(&format!("u{round}"), "u"), WriteOptions::no_sync()));
     }
-    fs.set_fail_writes(true);
-    fs.set_fail_syncs(true);
-    fs.power_loss();
-    drop(db);
-    fs.power_loss();
-    fs.set_fail_writes(false);
-    fs.set_fail_syncs(false);
+    fs.crash(db);
 
     let db = Db::open(DIR, opts(&fs)).unwrap();
     for k in &required {

@@ -82,6 +82,23 @@ impl FaultFs {
         st.locks.clear();
     }
 
+    /// The machine stops now, while `running` (the store using this file system) still runs:
+    /// writes and syncs fail from this instant, so nothing it does afterwards becomes durable;
+    /// what was not durable vanishes; `running` is dropped (its threads fail harmlessly against
+    /// the dead disk) and whatever it left in the live view vanishes too. The disk then works
+    /// again and holds exactly what was durable at the crash. Calling [`FaultFs::power_loss`]
+    /// alone while a store runs would let its background threads keep writing to a "dead"
+    /// disk, which no real machine does.
+    pub fn crash<T>(&self, running: T) {
+        self.set_fail_writes(true);
+        self.set_fail_syncs(true);
+        self.power_loss();
+        drop(running);
+        self.power_loss();
+        self.set_fail_writes(false);
+        self.set_fail_syncs(false);
+    }
+
     /// Releases every lock, as when the process holding them is killed.
     pub fn release_locks(&self) {
         self.state().locks.clear();
