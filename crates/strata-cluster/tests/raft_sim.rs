@@ -342,6 +342,7 @@ fn run(s: Scenario) {
     loop {
         sim.step().unwrap();
         steps += 1;
+        settle_disk_io(&shared);
         let t = sim.elapsed();
         while let Some((at, _)) = schedule.peek()
             && *at <= t
@@ -474,6 +475,19 @@ fn run(s: Scenario) {
     eprintln!("checked; total {:?}", started.elapsed());
     drop(nodes);
     drop(sim);
+}
+
+/// Waits until every running node's engine has committed the writes its tasks queued during
+/// the last step. Those commits run on the engine's committer thread, in real time and outside
+/// turmoil's clock, which would otherwise keep running while a log append waits for its sync:
+/// on a loaded machine simulated seconds would pass per real fsync and clients would time out.
+/// Waiting here makes disk I/O take no simulated time, so the network is what the run tests.
+fn settle_disk_io(shared: &Shared) {
+    let nodes = shared.nodes.lock().unwrap().clone();
+    for node in nodes.iter().flatten() {
+        // A failed write is reported to the task that queued it; the wait itself only orders.
+        let _ = node.db().wait_queued_writes();
+    }
 }
 
 /// The leader of partition 0 as the first running node knows it.
