@@ -41,6 +41,16 @@ pub const MAX_RAFT_MESSAGE: usize = 64 << 20;
 /// How long connecting to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How often an HTTP/2 PING checks a peer connection, busy or idle. The peer's HTTP/2 layer
+/// answers it without waiting for any Raft work, so a slow follower does not fail it.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a PING may go unanswered before the connection is dropped and the next RPC makes
+/// a new one. A connection whose packets are black-holed (a peer that vanished without a
+/// reset, a path cut mid-stream) would otherwise hold every group's RPCs to that peer until
+/// they time out, one after the other, long after the network healed.
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A byte stream to a peer made by a [`PeerConnector`].
 pub trait PeerStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
@@ -122,8 +132,9 @@ impl Peers {
             })?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5));
+            .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
         let channel = match &self.connector {
             None => endpoint.connect_lazy(),
             Some(PeerConnector(connect)) => {
