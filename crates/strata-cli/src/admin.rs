@@ -195,6 +195,13 @@ fn render_status(status: &Value) -> String {
         members.join(" "),
         partitions.len()
     ));
+    out.push_str(&match cluster["meta_version"].as_u64() {
+        Some(v) => format!(
+            "meta group: record version {v}, leader {}\n",
+            num(&cluster["meta_leader"])
+        ),
+        None => "meta group: no record yet\n".to_owned(),
+    });
     let mut table = Table::new();
     table.load_style(presets::ASCII_FULL_CONDENSED);
     table.set_content_arrangement(ContentArrangement::Disabled);
@@ -258,6 +265,8 @@ mod tests {
             "cluster": {
                 "node": 1,
                 "members": {"1": "127.0.0.1:7401", "2": "127.0.0.1:7402"},
+                "meta_version": 3,
+                "meta_leader": 2,
                 "partitions": [
                     {"partition": 0, "role": "leader", "term": 3, "leader": 1, "committed": 10,
                      "applied": 10, "last_log_index": 10, "log_size": 11, "snapshot": null,
@@ -274,6 +283,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("leads 1 of 2 partitions"), "{text}");
+        assert!(
+            text.contains("meta group: record version 3, leader 2"),
+            "{text}"
+        );
         assert!(text.contains("| leader "), "{text}");
         assert!(text.contains("2:2"), "{text}");
         let follower = text.lines().find(|l| l.contains("follower")).unwrap();

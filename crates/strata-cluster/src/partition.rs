@@ -10,8 +10,12 @@
 //!
 //! ```text
 //! DATA_TAG  partition:u16 BE  user key          user data of one partition
+//! META_TAG  0x0000            record key        the meta group's cluster description
 //! RAFT_TAG  group:u64 BE      sub-tag [suffix]  Raft log, vote, committed, purged, applied
 //! ```
+//!
+//! A [`Keyspace`] names the range one group's state machine replicates: a partition's user
+//! data, or the meta group's records.
 //!
 //! [`Placement`] says which nodes hold a partition's replicas; today every node holds every
 //! partition ([`AllNodes`]); consistent hashing will implement the same trait.
@@ -28,6 +32,9 @@ pub const DATA_TAG: u8 = 0x64; // 'd'
 
 /// Leading byte of every engine key holding Raft state.
 pub const RAFT_TAG: u8 = 0x72; // 'r'
+
+/// Leading byte of the engine keys holding the meta group's records.
+pub const META_TAG: u8 = 0x6d; // 'm'
 
 /// A partition number, `0..P`.
 pub type PartitionId = u16;
@@ -123,10 +130,7 @@ pub fn data_prefix(partition: PartitionId) -> [u8; DATA_PREFIX_LEN] {
 
 /// The engine key holding `user_key` of `partition`.
 pub fn data_key(partition: PartitionId, user_key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(DATA_PREFIX_LEN + user_key.len());
-    k.extend_from_slice(&data_prefix(partition));
-    k.extend_from_slice(user_key);
-    k
+    Keyspace::Partition(partition).key(user_key)
 }
 
 /// The engine key range `[start, end)` holding all of a partition's user data.
@@ -141,7 +145,72 @@ pub fn data_range(partition: PartitionId) -> (Vec<u8>, Vec<u8>) {
 
 /// The user key of an engine data key of `partition`, `None` if it belongs elsewhere.
 pub fn user_key(partition: PartitionId, engine_key: &[u8]) -> Option<&[u8]> {
-    engine_key.strip_prefix(&data_prefix(partition)[..])
+    Keyspace::Partition(partition).user_key(engine_key)
+}
+
+/// The engine key range whose contents one Raft group's state machine replicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Keyspace {
+    /// The user data of one partition, replicated by its group ([`group_of`]).
+    Partition(PartitionId),
+    /// The cluster's description, replicated by the meta group ([`META_GROUP`]).
+    Meta,
+}
+
+impl Keyspace {
+    /// The keyspace group `group` replicates, `None` for an id no group has.
+    pub fn of_group(group: GroupId) -> Option<Keyspace> {
+        if group == META_GROUP {
+            return Some(Keyspace::Meta);
+        }
+        partition_of_group(group).map(Keyspace::Partition)
+    }
+
+    /// The group that replicates this keyspace.
+    pub fn group(self) -> GroupId {
+        match self {
+            Keyspace::Partition(p) => group_of(p),
+            Keyspace::Meta => META_GROUP,
+        }
+    }
+
+    /// The engine key prefix of every key in the keyspace.
+    pub fn prefix(self) -> [u8; DATA_PREFIX_LEN] {
+        match self {
+            Keyspace::Partition(p) => data_prefix(p),
+            Keyspace::Meta => [META_TAG, 0, 0],
+        }
+    }
+
+    /// The engine key holding `key` of this keyspace.
+    pub fn key(self, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(DATA_PREFIX_LEN + key.len());
+        k.extend_from_slice(&self.prefix());
+        k.extend_from_slice(key);
+        k
+    }
+
+    /// The engine key range `[start, end)` holding the whole keyspace.
+    pub fn range(self) -> (Vec<u8>, Vec<u8>) {
+        match self {
+            Keyspace::Partition(p) => data_range(p),
+            Keyspace::Meta => (vec![META_TAG, 0, 0], vec![META_TAG, 0, 1]),
+        }
+    }
+
+    /// The key within this keyspace of engine key `engine_key`, `None` if it lies elsewhere.
+    pub fn user_key(self, engine_key: &[u8]) -> Option<&[u8]> {
+        engine_key.strip_prefix(&self.prefix()[..])
+    }
+}
+
+impl std::fmt::Display for Keyspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Keyspace::Partition(p) => write!(f, "partition {p}"),
+            Keyspace::Meta => f.write_str("the meta group"),
+        }
+    }
 }
 
 /// The engine key prefix of a Raft group's state.
@@ -246,6 +315,27 @@ mod tests {
         assert!(data_key(u16::MAX, b"\xff\xff") < last_end);
         // Raft state never falls in a data range.
         assert!(raft_key(1, b'l', &[]) > data_range(u16::MAX).1);
+    }
+
+    #[test]
+    fn keyspaces_do_not_overlap() {
+        let (meta_start, meta_end) = Keyspace::Meta.range();
+        let meta_key = Keyspace::Meta.key(b"cluster");
+        assert!(meta_key >= meta_start && meta_key < meta_end);
+        assert_eq!(Keyspace::Meta.user_key(&meta_key), Some(&b"cluster"[..]));
+        assert!(
+            meta_start >= data_range(u16::MAX).1,
+            "after every partition's data"
+        );
+        assert!(
+            meta_end <= raft_prefix(META_GROUP).to_vec(),
+            "before any Raft state"
+        );
+        assert_eq!(Keyspace::Partition(3).key(b"k"), data_key(3, b"k"));
+        assert_eq!(Keyspace::of_group(META_GROUP), Some(Keyspace::Meta));
+        assert_eq!(Keyspace::of_group(4), Some(Keyspace::Partition(3)));
+        assert_eq!(Keyspace::Partition(3).group(), 4);
+        assert_eq!(Keyspace::Meta.to_string(), "the meta group");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use openraft::testing::{StoreBuilder, Suite};
+use strata_cluster::partition::Keyspace;
 use strata_cluster::raft::log_store::LogStore;
 use strata_cluster::raft::state_machine::StateMachine;
 use strata_cluster::raft::types::{StorageError, TypeConfig};
@@ -31,7 +32,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Eng
         let db = Arc::new(db);
         // Partition 5's group, so the suite runs on a non-zero prefix.
         let log = LogStore::open(Arc::clone(&db), strata_cluster::partition::group_of(5))?;
-        let sm = StateMachine::new(db, 5);
+        let sm = StateMachine::new(db, Keyspace::Partition(5));
         Ok((dir, log, sm))
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use strata_engine::Db;
 use strata_proto::raft_v1::RaftRequest;
 
-use crate::partition::{PartitionId, data_key, group_of};
+use crate::partition::Keyspace;
 use crate::raft::group::Group;
 use crate::raft::network::RaftPeer;
 use crate::raft::types::{Command, NodeId, Response, TypeConfig, decode, encode};
@@ -81,23 +81,19 @@ pub(crate) fn leader_of_error(
     }
 }
 
-/// Proposes `cmd` to `raft` (which should lead `partition`) and waits until it is committed and
-/// applied here. openraft answers `ForwardToLeader` only when it refused the proposal or
-/// truncated its uncommitted entry, so that refusal is certain.
+/// Proposes `cmd` to `raft` (which should lead the group of `keyspace`) and waits until it is
+/// committed and applied here. openraft answers `ForwardToLeader` only when it refused the
+/// proposal or truncated its uncommitted entry, so that refusal is certain.
 pub async fn leader_write(
     raft: &Raft<TypeConfig>,
-    partition: PartitionId,
+    keyspace: Keyspace,
     cmd: Command,
 ) -> Result<Response, ForwardError> {
     match raft.client_write(cmd).await {
         Ok(resp) => Ok(resp.data),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(leader_of_error(&f)),
-        Err(RaftError::APIError(e)) => {
-            Err(ForwardError::Failed(format!("partition {partition}: {e}")))
-        }
-        Err(RaftError::Fatal(e)) => Err(ForwardError::Unknown(format!(
-            "partition {partition} stopped: {e}"
-        ))),
+        Err(RaftError::APIError(e)) => Err(ForwardError::Failed(format!("{keyspace}: {e}"))),
+        Err(RaftError::Fatal(e)) => Err(ForwardError::Unknown(format!("{keyspace} stopped: {e}"))),
     }
 }
 
@@ -106,23 +102,19 @@ pub async fn leader_write(
 /// this node applied it too.
 pub async fn leader_read_index(
     raft: &Raft<TypeConfig>,
-    partition: PartitionId,
+    keyspace: Keyspace,
 ) -> Result<Option<u64>, ForwardError> {
     match raft.ensure_linearizable().await {
         Ok(log_id) => Ok(log_id.map(|l| l.index)),
         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
             Err(leader_of_error(&f))
         }
-        Err(RaftError::APIError(e)) => {
-            Err(ForwardError::Refused(format!("partition {partition}: {e}")))
-        }
-        Err(RaftError::Fatal(e)) => Err(ForwardError::Refused(format!(
-            "partition {partition} stopped: {e}"
-        ))),
+        Err(RaftError::APIError(e)) => Err(ForwardError::Refused(format!("{keyspace}: {e}"))),
+        Err(RaftError::Fatal(e)) => Err(ForwardError::Refused(format!("{keyspace} stopped: {e}"))),
     }
 }
 
-/// Linearizable reads of `keys` (of the group's partition) on its leader: the (coalesced) read
+/// Linearizable reads of `keys` (of the group's keyspace) on its leader: the (coalesced) read
 /// barrier, then the local replica.
 pub async fn leader_read(
     group: &Arc<Group>,
@@ -130,8 +122,8 @@ pub async fn leader_read(
     keys: Vec<Vec<u8>>,
 ) -> Result<Vec<Option<Vec<u8>>>, ForwardError> {
     group.read_index().await?;
-    let partition = group.partition();
-    let keys = keys.iter().map(|k| data_key(partition, k)).collect();
+    let keyspace = group.keyspace();
+    let keys = keys.iter().map(|k| keyspace.key(k)).collect();
     point_read::get_many(db, keys)
         .await
         .map_err(|e| ForwardError::Failed(format!("storage error: {e}")))
@@ -143,28 +135,26 @@ pub(crate) enum ForwardRpc {
     Write,
     Read,
     ReadIndex,
-    Membership,
 }
 
-/// Calls `rpc` for `partition` on the peer behind `client`. Transport failures are
+/// Calls `rpc` for the group of `keyspace` on the peer behind `client`. Transport failures are
 /// [`ForwardError::Refused`] when the request certainly never reached the peer (the connection
 /// was refused) and [`ForwardError::Unknown`] otherwise.
 pub(crate) async fn call<Req: Serialize, Resp: DeserializeOwned>(
     mut client: RaftPeer,
     rpc: ForwardRpc,
-    partition: PartitionId,
+    keyspace: Keyspace,
     req: &Req,
 ) -> Result<Resp, ForwardError> {
     let payload = encode(req).map_err(|e| ForwardError::Failed(format!("encode: {e}")))?;
     let request = tonic::Request::new(RaftRequest {
-        group: group_of(partition),
+        group: keyspace.group(),
         payload,
     });
     let reply = match rpc {
         ForwardRpc::Write => client.forward(request).await,
         ForwardRpc::Read => client.forward_read(request).await,
         ForwardRpc::ReadIndex => client.read_index(request).await,
-        ForwardRpc::Membership => client.change_membership(request).await,
     };
     let reply = match reply {
         Ok(r) => r.into_inner(),

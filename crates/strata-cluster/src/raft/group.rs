@@ -1,5 +1,5 @@
-//! [`Group`]: one partition group hosted by a node — its openraft instance, and the coalescing
-//! of the client traffic the node serves while it leads the partition.
+//! [`Group`]: one Raft group hosted by a node (a partition's, or the meta group) — its openraft
+//! instance, and the coalescing of the client traffic the node serves while it leads the group.
 //!
 //! openraft 0.9 handles each proposal on its own: the group's core task appends the entry and
 //! waits for the append to be synced before it takes the next one, so concurrent clients of one
@@ -32,7 +32,7 @@ use openraft::{Raft, ServerState};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::partition::PartitionId;
+use crate::partition::Keyspace;
 use crate::raft::forward::{self, ForwardError};
 use crate::raft::status::ReadCounts;
 use crate::raft::types::{Command, Response, TypeConfig};
@@ -92,10 +92,10 @@ struct LeasedRead {
     renew: bool,
 }
 
-/// One partition group on this node. Shared through an [`Arc`].
+/// One Raft group on this node. Shared through an [`Arc`].
 pub struct Group {
     raft: Raft<TypeConfig>,
-    partition: PartitionId,
+    keyspace: Keyspace,
     /// How long after a confirmation began the leader reads under its lease; zero: never.
     read_lease: Duration,
     proposals: Mutex<Proposals>,
@@ -108,7 +108,7 @@ pub struct Group {
 impl std::fmt::Debug for Group {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Group")
-            .field("partition", &self.partition)
+            .field("keyspace", &self.keyspace)
             .finish_non_exhaustive()
     }
 }
@@ -118,13 +118,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Group {
-    /// The group of `partition`, run by `raft`, reading under a lease for `read_lease` after
-    /// each leadership confirmation (zero: every read is confirmed). `read_lease` must be well
-    /// under openraft's leader lease (`election_timeout_max`).
-    pub fn new(raft: Raft<TypeConfig>, partition: PartitionId, read_lease: Duration) -> Arc<Group> {
+    /// The group replicating `keyspace`, run by `raft`, reading under a lease for `read_lease`
+    /// after each leadership confirmation (zero: every read is confirmed). `read_lease` must be
+    /// well under openraft's leader lease (`election_timeout_max`).
+    pub fn new(raft: Raft<TypeConfig>, keyspace: Keyspace, read_lease: Duration) -> Arc<Group> {
         Arc::new(Group {
             raft,
-            partition,
+            keyspace,
             read_lease,
             proposals: Mutex::default(),
             reads: Mutex::default(),
@@ -139,9 +139,9 @@ impl Group {
         &self.raft
     }
 
-    /// The partition the group replicates.
-    pub fn partition(&self) -> PartitionId {
-        self.partition
+    /// The keyspace the group replicates.
+    pub fn keyspace(&self) -> Keyspace {
+        self.keyspace
     }
 
     /// How this node has served linearizable reads of the group as its leader.
@@ -171,8 +171,8 @@ impl Group {
         }
         rx.await.unwrap_or_else(|_| {
             Err(ForwardError::Unknown(format!(
-                "partition {}: the proposal task ended without an answer",
-                self.partition
+                "{}: the proposal task ended without an answer",
+                self.keyspace
             )))
         })
     }
@@ -196,15 +196,15 @@ impl Group {
             } else {
                 Command::Multi(cmds)
             };
-            let outcomes = match forward::leader_write(&self.raft, self.partition, cmd).await {
+            let outcomes = match forward::leader_write(&self.raft, self.keyspace, cmd).await {
                 Ok(response) if n == 1 => vec![Ok(response)],
                 Ok(Response::Multi(outcomes)) if outcomes.len() == n => {
                     outcomes.into_iter().map(Ok).collect()
                 }
                 Ok(other) => vec![
                     Err(ForwardError::Failed(format!(
-                        "partition {}: {n} coalesced commands answered with {other:?}",
-                        self.partition
+                        "{}: {n} coalesced commands answered with {other:?}",
+                        self.keyspace
                     )));
                     n
                 ],
@@ -233,8 +233,8 @@ impl Group {
                     .await
                     .map_err(|e| {
                         ForwardError::Refused(format!(
-                            "partition {}: leader behind its read index: {e}",
-                            self.partition
+                            "{}: leader behind its read index: {e}",
+                            self.keyspace
                         ))
                     })?;
             }
@@ -245,8 +245,8 @@ impl Group {
         self.start_confirmations();
         rx.await.unwrap_or_else(|_| {
             Err(ForwardError::Refused(format!(
-                "partition {}: the read barrier task ended without an answer",
-                self.partition
+                "{}: the read barrier task ended without an answer",
+                self.keyspace
             )))
         })
     }
@@ -318,7 +318,7 @@ impl Group {
         let revocations = lock(&self.lease).revocations;
         let started = Instant::now();
         self.confirmations.fetch_add(1, Ordering::Relaxed);
-        let result = forward::leader_read_index(&self.raft, self.partition).await;
+        let result = forward::leader_read_index(&self.raft, self.keyspace).await;
         if result.is_ok() && !self.read_lease.is_zero() {
             let mut state = lock(&self.lease);
             if state.revocations == revocations {

@@ -1,15 +1,17 @@
-//! Multi-Raft on openraft: one Raft group per partition, all sharing the node's engine and one
-//! gRPC connection per peer.
+//! Multi-Raft on openraft: one Raft group per partition and a meta group holding the cluster's
+//! membership, all sharing the node's engine and one gRPC connection per peer.
 //!
 //! - [`types`]: the openraft type configuration, [`Command`](types::Command) and
 //!   [`Response`](types::Response).
 //! - [`log_store`]: the Raft log, vote and committed id of a group in the engine.
-//! - [`state_machine`]: a partition's key range, its applied index and its snapshots.
+//! - [`state_machine`]: a group's key range, its applied index and its snapshots.
 //! - [`snapshot_codec`]: the byte format of a partition snapshot.
 //! - [`forward`]: request forwarding from any node to a partition's leader.
 //! - [`group`]: [`Group`](group::Group), one partition group: its openraft instance and the
 //!   coalescing of concurrent writes and read barriers on its leader.
-//! - [`membership`]: adding and removing nodes, group by group.
+//! - [`membership`]: adding and removing a node in one group, on its leader.
+//! - [`meta`]: the meta group's record of the cluster, [`ClusterMeta`](meta::ClusterMeta).
+//! - [`reconcile`]: the task that brings the groups a node leads in line with that record.
 //! - [`network`]: the client side of the transport, one channel per peer shared by all groups.
 //! - [`service`]: the `strata.raft.v1.Raft` gRPC service, routing requests by group id.
 //! - [`node`]: [`RaftNode`](node::RaftNode), all the groups of one node and the request path.
@@ -21,8 +23,10 @@ pub mod group;
 pub mod kv;
 pub mod log_store;
 pub mod membership;
+pub mod meta;
 pub mod network;
 pub mod node;
+mod reconcile;
 pub mod service;
 pub mod snapshot_codec;
 pub mod state_machine;

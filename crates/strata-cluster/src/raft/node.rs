@@ -1,28 +1,34 @@
-//! [`RaftNode`]: every partition group hosted by one node. It opens a log store and a state
-//! machine per partition over the node's engine, starts an openraft instance for each, registers
-//! them with the [`Router`] the gRPC [`RaftService`] serves, bootstraps a new cluster
-//! idempotently, and offers the request path: proposals and linearizable reads served by the
-//! partition's leader, this node or the one it forwards them to ([`forward`]), read barriers
-//! (a read index confirmed by a quorum) and local reads.
+//! [`RaftNode`]: every Raft group hosted by one node, the meta group and the partition groups.
+//! It opens a log store and a state machine per group over the node's engine, starts an
+//! openraft instance for each, registers them with the [`Router`] the gRPC [`RaftService`]
+//! serves, bootstraps a new cluster idempotently, runs the [`reconcile`] task, and offers the
+//! request path: proposals and linearizable reads served by the group's leader, this node or
+//! the one it forwards them to ([`forward`]), read barriers (a read index confirmed by a
+//! quorum) and local reads. Membership changes are recorded in the meta group
+//! ([`ClusterMeta`]) and carried out by the reconciler.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use openraft::error::{InitializeError, RaftError};
 use openraft::{Config, Raft, RaftMetrics, SnapshotPolicy};
 use strata_engine::Db;
 use strata_proto::auth::BearerToken;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::partition::{
-    AllNodes, PartitionId, PartitionMap, Placement, data_key, data_range, group_of, user_key,
+    AllNodes, Keyspace, PartitionId, PartitionMap, Placement, data_key, data_range, user_key,
 };
 use crate::raft::forward::{self, ForwardError, ForwardRpc};
 use crate::raft::group::Group;
 use crate::raft::log_store::LogStore;
-use crate::raft::membership::{self, MembershipChange};
+use crate::raft::membership::MembershipChange;
+use crate::raft::meta::{self, CLUSTER_KEY, ClusterMeta};
 use crate::raft::network::{GroupNetwork, PeerConnector, Peers, RaftPeer};
+use crate::raft::reconcile;
 use crate::raft::service::{RaftService, Router};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::status::{ClusterStatus, PartitionStatus};
@@ -61,6 +67,9 @@ pub struct RaftNodeConfig {
     /// The access token the nodes' gRPC listeners require (`--token`), sent with every Raft
     /// RPC; `None` when they require none.
     pub token: Option<String>,
+    /// How often the reconciler compares the groups this node leads with the meta group's
+    /// record when nothing wakes it earlier.
+    pub reconcile_interval: Duration,
 }
 
 impl RaftNodeConfig {
@@ -80,6 +89,7 @@ impl RaftNodeConfig {
             connector: None,
             lease_reads: true,
             token: None,
+            reconcile_interval: Duration::from_millis(500),
         }
     }
 
@@ -102,21 +112,28 @@ impl RaftNodeConfig {
     }
 }
 
-/// The Raft side of one node: all its partition groups.
+/// The Raft side of one node: the meta group and all its partition groups.
 #[derive(Debug)]
 pub struct RaftNode {
     id: NodeId,
     db: Arc<Db>,
     map: PartitionMap,
-    /// Every node this node knows the address of: the configured members and the nodes added
-    /// since (the groups' memberships carry the addresses too).
+    /// Every node this node knows the address of: the configured members and the members of
+    /// the meta group's record (the groups' memberships carry the addresses too).
     members: RwLock<BTreeMap<NodeId, Node>>,
     placement: Arc<dyn Placement>,
     router: Router,
     peers: Peers,
     request_timeout: Duration,
-    /// How long a request waits for a leaderless partition to elect one.
+    /// How long a request waits for a leaderless group to elect one.
     leader_wait: Duration,
+    /// The record this node creates in the meta group if it leads it before any record
+    /// exists: set by [`RaftNode::bootstrap`], never on a node that joins.
+    seed: Mutex<Option<ClusterMeta>>,
+    /// Wakes the reconciler before its interval ends.
+    reconcile_wake: Arc<Notify>,
+    reconcile_interval: Duration,
+    stopped: AtomicBool,
 }
 
 /// Where one attempt of a request goes.
@@ -146,28 +163,30 @@ impl RaftNode {
         } else {
             Duration::ZERO
         };
-        for partition in config.partitions.all() {
-            if !placement
-                .replicas(partition, &member_ids)
-                .contains(&config.id)
-            {
-                continue;
-            }
-            let group = group_of(partition);
+        // Every member hosts the meta group, and the partitions placed on it.
+        let keyspaces = std::iter::once(Keyspace::Meta).chain(
+            config
+                .partitions
+                .all()
+                .filter(|&p| placement.replicas(p, &member_ids).contains(&config.id))
+                .map(Keyspace::Partition),
+        );
+        for keyspace in keyspaces {
+            let group = keyspace.group();
             let log = LogStore::open(Arc::clone(&db), group).map_err(raft_storage)?;
-            let sm = StateMachine::new(Arc::clone(&db), partition);
+            let sm = StateMachine::new(Arc::clone(&db), keyspace);
             let network = GroupNetwork::new(group, peers.clone());
             let raft = Raft::new(config.id, Arc::clone(&raft_config), network, log, sm)
                 .await
                 .map_err(|e| Error::Internal(format!("starting raft group {group}: {e}")))?;
-            router.insert(group, Group::new(raft, partition, read_lease));
+            router.insert(group, Group::new(raft, keyspace, read_lease));
         }
         tracing::info!(
             node = config.id,
             partitions = config.partitions.partitions(),
             "raft node started"
         );
-        Ok(Arc::new(RaftNode {
+        let node = Arc::new(RaftNode {
             id: config.id,
             db,
             map: config.partitions,
@@ -183,7 +202,27 @@ impl RaftNode {
             peers,
             request_timeout: config.request_timeout,
             leader_wait: config.election_timeout.1 * 2,
-        }))
+            seed: Mutex::new(None),
+            reconcile_wake: Arc::new(Notify::new()),
+            reconcile_interval: config.reconcile_interval,
+            stopped: AtomicBool::new(false),
+        });
+        if let Some(meta) = node.local_meta()?
+            && meta.partitions != node.map.partitions()
+        {
+            node.shutdown().await;
+            return Err(Error::InvalidArgument(format!(
+                "this store belongs to a cluster of {} partitions, not {}",
+                meta.partitions,
+                node.map.partitions()
+            )));
+        }
+        tokio::spawn(reconcile::run(
+            Arc::downgrade(&node),
+            Arc::clone(&node.reconcile_wake),
+            node.reconcile_interval,
+        ));
+        Ok(node)
     }
 
     /// This node's id.
@@ -208,15 +247,27 @@ impl RaftNode {
 
     /// Initializes every group with the configured members, once: on a restart, or on a node
     /// whose groups already heard from a leader, it does nothing. Every member may call it with
-    /// the same member list.
+    /// the same member list. The first leader of the meta group then records the cluster there
+    /// (once: a record that exists is never replaced by a bootstrap).
     pub async fn bootstrap(&self) -> Result<()> {
         let members = self.members();
         let ids: BTreeSet<NodeId> = members.keys().copied().collect();
-        for partition in self.map.all() {
-            let Some(group) = self.router.get(group_of(partition)) else {
+        if let Ok(mut seed) = self.seed.lock() {
+            *seed = Some(ClusterMeta::new(
+                self.map.partitions(),
+                members
+                    .iter()
+                    .map(|(id, n)| (*id, n.addr.clone()))
+                    .collect(),
+            ));
+        }
+        let keyspaces =
+            std::iter::once(Keyspace::Meta).chain(self.map.all().map(Keyspace::Partition));
+        for (n, keyspace) in keyspaces.enumerate() {
+            let Some(group) = self.router.get(keyspace.group()) else {
                 continue;
             };
-            let replicas = self.placement.replicas(partition, &ids);
+            let replicas = self.desired_replicas(keyspace, &ids);
             let nodes: BTreeMap<NodeId, Node> = members
                 .iter()
                 .filter(|(id, _)| replicas.contains(id))
@@ -224,45 +275,60 @@ impl RaftNode {
                 .collect();
             match group.raft().initialize(nodes).await {
                 Ok(()) => {
-                    // Spread the first leaders: partition p's first election is started at
-                    // once by its p-th replica (ids in order), before any election timer
-                    // fires. Left alone, every node campaigns in term 1 and the highest id
-                    // wins them all (openraft orders equal-term votes by node id), so one node
-                    // would lead every partition and do all the leaders' work.
-                    let first_leader = replicas
-                        .iter()
-                        .nth(usize::from(partition) % replicas.len().max(1));
+                    // Spread the first leaders: the n-th group's first election is started at
+                    // once by its n-th replica (ids in order, wrapping), before any election
+                    // timer fires. Left alone, every node campaigns in term 1 and the highest
+                    // id wins them all (openraft orders equal-term votes by node id), so one
+                    // node would lead every group and do all the leaders' work.
+                    let first_leader = replicas.iter().nth(n % replicas.len().max(1));
                     if first_leader == Some(&self.id)
                         && let Err(e) = group.raft().trigger().elect().await
                     {
-                        tracing::debug!(partition, "first election not started: {e}");
+                        tracing::debug!(%keyspace, "first election not started: {e}");
                     }
                 }
                 Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
-                    tracing::debug!(partition, "group already initialized");
+                    tracing::debug!(%keyspace, "group already initialized");
                 }
                 Err(e) => {
-                    return Err(Error::Internal(format!(
-                        "bootstrapping partition {partition}: {e}"
-                    )));
+                    return Err(Error::Internal(format!("bootstrapping {keyspace}: {e}")));
                 }
             }
         }
         Ok(())
     }
 
-    fn group(&self, partition: PartitionId) -> Result<Arc<Group>> {
+    fn group(&self, keyspace: Keyspace) -> Result<Arc<Group>> {
         self.router
-            .get(group_of(partition))
-            .ok_or_else(|| Error::Unavailable(format!("partition {partition} is not on this node")))
+            .get(keyspace.group())
+            .ok_or_else(|| Error::Unavailable(format!("{keyspace} is not on this node")))
     }
 
-    /// The leader of `partition` to send an attempt to: `hint` (from a refusal) if given, else
-    /// the leader this node knows of other than `avoid`, waiting for one to be elected for up to
-    /// the leader wait (within `deadline`). Leaderless: [`Error::Unavailable`], retryable.
+    /// The nodes that should hold replicas of `keyspace`'s group, of the cluster `members`:
+    /// all of them for the meta group, the placement's choice for a partition.
+    pub(crate) fn desired_replicas(
+        &self,
+        keyspace: Keyspace,
+        members: &BTreeSet<NodeId>,
+    ) -> BTreeSet<NodeId> {
+        match keyspace {
+            Keyspace::Meta => members.clone(),
+            Keyspace::Partition(p) => self.placement.replicas(p, members),
+        }
+    }
+
+    /// Every group hosted here.
+    pub(crate) fn groups(&self) -> Vec<Arc<Group>> {
+        self.router.all()
+    }
+
+    /// The leader of `keyspace`'s group to send an attempt to: `hint` (from a refusal) if
+    /// given, else the leader this node knows of other than `avoid`, waiting for one to be
+    /// elected for up to the leader wait (within `deadline`). Leaderless:
+    /// [`Error::Unavailable`], retryable.
     async fn target(
         &self,
-        partition: PartitionId,
+        keyspace: Keyspace,
         group: &Arc<Group>,
         hint: Option<(NodeId, String)>,
         avoid: Option<NodeId>,
@@ -291,12 +357,12 @@ impl RaftNode {
                     .await;
                 let Ok(m) = found else {
                     return Err(Error::Unavailable(format!(
-                        "partition {partition} has no leader; retry"
+                        "{keyspace} has no leader; retry"
                     )));
                 };
                 let Some(id) = m.current_leader else {
                     return Err(Error::Unavailable(format!(
-                        "partition {partition} has no leader; retry"
+                        "{keyspace} has no leader; retry"
                     )));
                 };
                 (id, self.node_addr(&m, id))
@@ -305,9 +371,8 @@ impl RaftNode {
         if id == self.id {
             return Ok(Target::Local(Arc::clone(group)));
         }
-        let addr = addr.ok_or_else(|| {
-            Error::Unavailable(format!("partition {partition}: leader {id} has no address"))
-        })?;
+        let addr = addr
+            .ok_or_else(|| Error::Unavailable(format!("{keyspace}: leader {id} has no address")))?;
         let client = self
             .peers
             .client(&addr)
@@ -315,28 +380,23 @@ impl RaftNode {
         Ok(Target::Remote(id, Box::new(client)))
     }
 
-    /// Runs `attempt` against `partition`'s leader, here or forwarded, within the request
+    /// Runs `attempt` against `keyspace`'s leader, here or forwarded, within the request
     /// timeout. An attempt refused with certainty (the target does not lead, or could not be
     /// reached at all) is retried once, on the leader the refusal names or another one. A write
     /// (`is_write`) that may have happened is never retried and is reported as an unknown
     /// outcome; a read is retried like a refusal.
-    async fn route<T, F, Fut>(
-        &self,
-        partition: PartitionId,
-        is_write: bool,
-        attempt: F,
-    ) -> Result<T>
+    async fn route<T, F, Fut>(&self, keyspace: Keyspace, is_write: bool, attempt: F) -> Result<T>
     where
         F: Fn(Target) -> Fut,
         Fut: Future<Output = std::result::Result<T, ForwardError>>,
     {
-        let group = self.group(partition)?;
+        let group = self.group(keyspace)?;
         let deadline = Instant::now() + self.request_timeout;
         let (mut hint, mut avoid) = (None, None);
         let mut last = None;
         for retry in [false, true] {
             let target = self
-                .target(partition, &group, hint.take(), avoid, deadline)
+                .target(keyspace, &group, hint.take(), avoid, deadline)
                 .await?;
             let target_id = match &target {
                 Target::Local(_) => self.id,
@@ -345,7 +405,7 @@ impl RaftNode {
             let outcome = match tokio::time::timeout_at(deadline, attempt(target)).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(ForwardError::Unknown(format!(
-                    "partition {partition}: no reply from node {target_id} within {:?}",
+                    "{keyspace}: no reply from node {target_id} within {:?}",
                     self.request_timeout
                 ))),
             };
@@ -370,7 +430,7 @@ impl RaftNode {
                 ForwardError::Refused(_) | ForwardError::NotLeader { .. } => {}
                 _ => avoid = Some(target_id),
             }
-            tracing::debug!(partition, node = target_id, error = ?e, "retrying on another leader");
+            tracing::debug!(%keyspace, node = target_id, error = ?e, "retrying on another leader");
             last = Some(e);
         }
         Err(match last {
@@ -387,13 +447,18 @@ impl RaftNode {
     /// the leader failed or the time ran out after the command was sent); [`Error::NotLeader`]
     /// when even the second leader tried refused it (certainly not applied).
     pub async fn client_write(&self, partition: PartitionId, cmd: Command) -> Result<Response> {
-        self.route(partition, true, |target| {
+        self.write_to(Keyspace::Partition(partition), cmd).await
+    }
+
+    /// Replicates `cmd` through `keyspace`'s group, as [`RaftNode::client_write`] does.
+    async fn write_to(&self, keyspace: Keyspace, cmd: Command) -> Result<Response> {
+        self.route(keyspace, true, |target| {
             let cmd = cmd.clone();
             async move {
                 match target {
                     Target::Local(group) => group.write(cmd).await,
                     Target::Remote(_, client) => {
-                        forward::call(*client, ForwardRpc::Write, partition, &cmd).await
+                        forward::call(*client, ForwardRpc::Write, keyspace, &cmd).await
                     }
                 }
             }
@@ -409,14 +474,23 @@ impl RaftNode {
         partition: PartitionId,
         keys: Vec<Vec<u8>>,
     ) -> Result<Vec<Option<Vec<u8>>>> {
-        self.route(partition, false, |target| {
+        self.read_from(Keyspace::Partition(partition), keys).await
+    }
+
+    /// Linearizable reads of `keys` of `keyspace`, as [`RaftNode::linearizable_get`] does.
+    async fn read_from(
+        &self,
+        keyspace: Keyspace,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        self.route(keyspace, false, |target| {
             let keys = keys.clone();
             let db = Arc::clone(&self.db);
             async move {
                 match target {
                     Target::Local(group) => forward::leader_read(&group, &db, keys).await,
                     Target::Remote(_, client) => {
-                        forward::call(*client, ForwardRpc::Read, partition, &keys).await
+                        forward::call(*client, ForwardRpc::Read, keyspace, &keys).await
                     }
                 }
             }
@@ -428,17 +502,18 @@ impl RaftNode {
     /// (this node, or asked over the network) confirmed its leadership with a quorum after the
     /// call began and gave its read index, and this node has applied up to it.
     pub async fn read_barrier(&self, partition: PartitionId) -> Result<()> {
+        let keyspace = Keyspace::Partition(partition);
         let index: Option<u64> = self
-            .route(partition, false, |target| async move {
+            .route(keyspace, false, |target| async move {
                 match target {
                     Target::Local(group) => group.read_index().await,
                     Target::Remote(_, client) => {
-                        forward::call(*client, ForwardRpc::ReadIndex, partition, &()).await
+                        forward::call(*client, ForwardRpc::ReadIndex, keyspace, &()).await
                     }
                 }
             })
             .await?;
-        self.group(partition)?
+        self.group(keyspace)?
             .raft()
             .wait(Some(self.request_timeout))
             .applied_index_at_least(index, "read index")
@@ -459,7 +534,7 @@ impl RaftNode {
 
     /// The leader of `partition` as this node knows it.
     pub fn leader(&self, partition: PartitionId) -> Option<NodeId> {
-        self.group(partition)
+        self.group(Keyspace::Partition(partition))
             .ok()?
             .raft()
             .metrics()
@@ -485,49 +560,43 @@ impl RaftNode {
 
     /// The Raft metrics of `partition`'s group on this node (role, term, leader, indexes).
     pub fn metrics(&self, partition: PartitionId) -> Option<RaftMetrics<NodeId, Node>> {
-        Some(
-            self.group(partition)
-                .ok()?
-                .raft()
-                .metrics()
-                .borrow()
-                .clone(),
-        )
+        self.group_metrics(Keyspace::Partition(partition))
+    }
+
+    /// The Raft metrics of `keyspace`'s group on this node.
+    pub fn group_metrics(&self, keyspace: Keyspace) -> Option<RaftMetrics<NodeId, Node>> {
+        Some(self.group(keyspace).ok()?.raft().metrics().borrow().clone())
     }
 
     /// Role, term, leader, commit and applied index, log size and replication lag of every
-    /// partition group on this node, and the cluster's members as its groups know them.
+    /// partition group on this node, and the cluster's members as the meta group records them.
     pub fn status(&self) -> ClusterStatus {
         let metrics: Vec<_> = self
             .map
             .all()
             .filter_map(|p| Some((p, self.metrics(p)?)))
             .collect();
-        // The members as the groups know them (nodes added or removed since this node started
-        // included): the first group's membership, else the configured members.
-        let members: BTreeMap<NodeId, String> = metrics
-            .first()
-            .map(|(_, m)| {
-                m.membership_config
-                    .nodes()
-                    .map(|(id, n)| (*id, n.addr.clone()))
-                    .collect::<BTreeMap<_, _>>()
-            })
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| {
-                self.members()
-                    .iter()
-                    .map(|(id, n)| (*id, n.addr.clone()))
-                    .collect()
-            });
+        let meta = self.local_meta().ok().flatten();
+        let members = match &meta {
+            Some(meta) => meta.members.clone(),
+            None => self
+                .members()
+                .iter()
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect(),
+        };
         ClusterStatus {
             node: self.id,
             members,
+            meta_version: meta.map(|m| m.version),
+            meta_leader: self
+                .group_metrics(Keyspace::Meta)
+                .and_then(|m| m.current_leader),
             partitions: metrics
                 .iter()
                 .map(|(p, m)| {
                     let mut status = PartitionStatus::from_metrics(self.id, *p, m);
-                    if let Ok(group) = self.group(*p) {
+                    if let Ok(group) = self.group(Keyspace::Partition(*p)) {
                         status.reads = group.read_counts();
                     }
                     status
@@ -559,79 +628,175 @@ impl RaftNode {
         self.members.read().map(|m| m.clone()).unwrap_or_default()
     }
 
-    /// Carries out `change` on every partition group, one after the other, each on its leader
-    /// (here or forwarded). Idempotent, so a change cut short by a failure is finished by
-    /// running it again; every step is retried for up to `within` while leaders move or another
-    /// change is in progress. Returns how many partitions were brought into line.
+    /// The meta group's record as this node's replica has applied it (`None`: not yet).
+    pub fn local_meta(&self) -> Result<Option<ClusterMeta>> {
+        self.db
+            .get(&Keyspace::Meta.key(CLUSTER_KEY))?
+            .map(|bytes| decode_meta(&bytes))
+            .transpose()
+    }
+
+    /// The meta group's record, read linearizably through the meta group's leader, with its
+    /// stored bytes (what a compare-and-swap of it must name).
+    async fn meta_record(&self) -> Result<Option<(Vec<u8>, ClusterMeta)>> {
+        let mut values = self
+            .read_from(Keyspace::Meta, vec![CLUSTER_KEY.to_vec()])
+            .await?;
+        match (values.pop(), values.is_empty()) {
+            (Some(Some(bytes)), true) => {
+                let meta = decode_meta(&bytes)?;
+                Ok(Some((bytes, meta)))
+            }
+            (Some(None), true) => Ok(None),
+            _ => Err(Error::Internal(
+                "the meta leader answered a read with the wrong count".into(),
+            )),
+        }
+    }
+
+    /// The meta group's record, read linearizably (see [`RaftNode::local_meta`] for this
+    /// node's replica of it). [`Error::Unavailable`] until a bootstrapped cluster recorded
+    /// itself.
+    pub async fn meta(&self) -> Result<ClusterMeta> {
+        self.meta_record()
+            .await?
+            .map(|(_, meta)| meta)
+            .ok_or_else(|| Error::Unavailable("the cluster is not recorded yet; retry".into()))
+    }
+
+    /// Creates the meta group's record from this node's bootstrap configuration, if this node
+    /// was bootstrapped and no record exists: the same command from every bootstrapped node,
+    /// applied only once.
+    pub(crate) async fn create_meta(&self) -> Result<()> {
+        let seed = self.seed.lock().ok().and_then(|s| s.clone());
+        let Some(seed) = seed else {
+            return Ok(());
+        };
+        self.write_to(Keyspace::Meta, meta::create_command(&seed))
+            .await?;
+        Ok(())
+    }
+
+    /// Records `change` in the meta group (compare-and-swap of the record, retried while
+    /// other changes race it, within `deadline`) and returns the record that includes it. The
+    /// groups are brought in line with it afterwards by every leader's reconciler.
+    pub async fn record_membership(
+        &self,
+        change: &MembershipChange,
+        within: Duration,
+    ) -> Result<ClusterMeta> {
+        let deadline = Instant::now() + within;
+        loop {
+            let attempt = async {
+                let Some((bytes, current)) = self.meta_record().await? else {
+                    return Err(Error::Unavailable(
+                        "the cluster is not recorded yet; retry".into(),
+                    ));
+                };
+                let next = match current.changed(change) {
+                    Ok(Some(next)) => next,
+                    Ok(None) => return Ok(Some(current)),
+                    Err(e) => return Err(Error::InvalidArgument(e.to_string())),
+                };
+                match self
+                    .write_to(Keyspace::Meta, meta::replace_command(&bytes, &next))
+                    .await?
+                {
+                    Response::Batch { applied: true, .. } => Ok(Some(next)),
+                    // Another change got in first: read the record again.
+                    _ => Ok(None),
+                }
+            };
+            let retry_in = match attempt.await {
+                Ok(Some(meta)) => {
+                    self.learn_members(&meta);
+                    self.reconcile_wake.notify_one();
+                    tracing::info!(?change, version = meta.version, "membership recorded");
+                    return Ok(meta);
+                }
+                Ok(None) => Duration::ZERO,
+                Err(Error::Unavailable(msg)) if Instant::now() < deadline => {
+                    tracing::info!(?change, "recording the change: {msg}; retrying");
+                    Duration::from_millis(200)
+                }
+                Err(e) => return Err(e),
+            };
+            if Instant::now() >= deadline {
+                return Err(Error::Unavailable(format!(
+                    "membership change {change:?} not recorded within {within:?}"
+                )));
+            }
+            tokio::time::sleep(retry_in).await;
+        }
+    }
+
+    /// Records `change` in the meta group, then waits (within `within` in all) until every
+    /// group on this node, the meta group and the partitions', has taken it up, as carried out by the groups' leaders'
+    /// reconcilers. Idempotent: a change already made changes nothing. Returns how many
+    /// partitions are in line with it.
     pub async fn change_membership(
         &self,
         change: &MembershipChange,
         within: Duration,
     ) -> Result<usize> {
         let deadline = Instant::now() + within;
-        let mut done = 0;
-        for partition in self.map.all() {
-            let group = self.group(partition)?;
-            let mut hint = None;
-            loop {
-                let target = self
-                    .target(partition, &group, hint.take(), None, deadline)
-                    .await?;
-                let outcome = match target {
-                    Target::Local(group) => {
-                        membership::leader_change(group.raft(), partition, change).await
-                    }
-                    Target::Remote(id, client) => {
-                        let call =
-                            forward::call(*client, ForwardRpc::Membership, partition, change);
-                        match tokio::time::timeout_at(deadline, call).await {
-                            Ok(outcome) => outcome,
-                            Err(_) => Err(ForwardError::Unknown(format!(
-                                "partition {partition}: no reply from node {id} in time"
-                            ))),
-                        }
-                    }
-                };
-                let e = match outcome {
-                    Ok(()) => break,
-                    Err(e) => e,
-                };
-                if matches!(e, ForwardError::Failed(_)) || Instant::now() >= deadline {
-                    return Err(Error::from(e));
-                }
-                if let ForwardError::NotLeader {
-                    leader: Some(leader),
-                } = &e
-                {
-                    hint = Some(leader.clone());
-                }
-                tracing::info!(partition, error = ?e, "membership change: retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+        let meta = self.record_membership(change, within).await?;
+        let members = meta.member_ids();
+        loop {
+            let lagging: Vec<Keyspace> = std::iter::once(Keyspace::Meta)
+                .chain(self.map.all().map(Keyspace::Partition))
+                .filter(|&keyspace| {
+                    let desired = self.desired_replicas(keyspace, &members);
+                    !self.group_metrics(keyspace).is_some_and(|m| {
+                        reconcile::took_up(&m.membership_config, &desired, self.id)
+                    })
+                })
+                .collect();
+            if lagging.is_empty() {
+                let done = usize::from(self.map.partitions());
+                tracing::info!(?change, partitions = done, "membership changed");
+                return Ok(done);
             }
-            done += 1;
-        }
-        if let Ok(mut members) = self.members.write() {
-            match change {
-                MembershipChange::Add { id, addr } => {
-                    members.insert(*id, Node::new(addr.clone()));
-                }
-                MembershipChange::Remove { id } => {
-                    members.remove(id);
-                }
+            if Instant::now() >= deadline {
+                return Err(Error::Unavailable(format!(
+                    "membership change {change:?} recorded, but {} groups have not taken it up \
+                     within {within:?}; the reconcilers go on with it",
+                    lagging.len()
+                )));
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tracing::info!(?change, partitions = done, "membership changed");
-        Ok(done)
     }
 
-    /// Stops every group. The node serves nothing afterwards.
+    /// Remembers the addresses of `meta`'s members, so requests can be forwarded to them.
+    pub(crate) fn learn_members(&self, meta: &ClusterMeta) {
+        if let Ok(mut members) = self.members.write() {
+            for (id, addr) in &meta.members {
+                members.insert(*id, Node::new(addr.clone()));
+            }
+        }
+    }
+
+    /// Whether [`RaftNode::shutdown`] was called.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Stops the reconciler and every group. The node serves nothing afterwards.
     pub async fn shutdown(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.reconcile_wake.notify_one();
         for group in self.router.drain() {
             if let Err(e) = group.raft().shutdown().await {
                 tracing::warn!(node = self.id, error = %e, "raft group did not stop cleanly");
             }
         }
     }
+}
+
+fn decode_meta(bytes: &[u8]) -> Result<ClusterMeta> {
+    ClusterMeta::decode(bytes)
+        .map_err(|e| Error::Internal(format!("the meta group's record is damaged: {e}")))
 }
 
 fn raft_storage(e: openraft::StorageError<NodeId>) -> Error {

@@ -13,10 +13,9 @@ use strata_proto::raft_v1::raft_server::{Raft as RaftRpc, RaftServer};
 use strata_proto::raft_v1::{RaftReply, RaftRequest};
 use tonic::{Request, Response, Status};
 
-use crate::partition::{GroupId, partition_of_group};
+use crate::partition::{GroupId, Keyspace};
 use crate::raft::forward::{self, ForwardError};
 use crate::raft::group::Group;
-use crate::raft::membership;
 use crate::raft::network::MAX_RAFT_MESSAGE;
 use crate::raft::types::{TypeConfig, decode, encode};
 
@@ -44,6 +43,14 @@ impl Router {
     /// The group `group`, if this node hosts it.
     pub fn get(&self, group: GroupId) -> Option<Arc<Group>> {
         self.groups.read().ok()?.get(&group).cloned()
+    }
+
+    /// Every group this node hosts.
+    pub fn all(&self) -> Vec<Arc<Group>> {
+        self.groups
+            .read()
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Removes every group (at shutdown), returning them.
@@ -86,11 +93,11 @@ impl RaftService {
 
 /// The group of a forwarded request, or the refusal to send back.
 fn forwarded(router: &Router, group: GroupId) -> Result<Arc<Group>, ForwardError> {
-    let partition = partition_of_group(group)
-        .ok_or_else(|| ForwardError::Failed(format!("group {group} is not a partition")))?;
+    let keyspace = Keyspace::of_group(group)
+        .ok_or_else(|| ForwardError::Failed(format!("there is no raft group {group}")))?;
     router
         .get(group)
-        .ok_or_else(|| ForwardError::Refused(format!("partition {partition} is not on this node")))
+        .ok_or_else(|| ForwardError::Refused(format!("{keyspace} is not on this node")))
 }
 
 fn reply<T: Serialize>(result: &T) -> Result<Response<RaftReply>, Status> {
@@ -154,19 +161,6 @@ impl RaftRpc for RaftService {
         let keys: Vec<Vec<u8>> = decode(&req.payload).map_err(bad_payload)?;
         let result = match forwarded(&self.router, req.group) {
             Ok(group) => forward::leader_read(&group, &self.db, keys).await,
-            Err(e) => Err(e),
-        };
-        reply(&result)
-    }
-
-    async fn change_membership(
-        &self,
-        request: Request<RaftRequest>,
-    ) -> Result<Response<RaftReply>, Status> {
-        let req = request.into_inner();
-        let change = decode(&req.payload).map_err(bad_payload)?;
-        let result = match forwarded(&self.router, req.group) {
-            Ok(group) => membership::leader_change(group.raft(), group.partition(), &change).await,
             Err(e) => Err(e),
         };
         reply(&result)

@@ -1,12 +1,13 @@
-//! [`StateMachine`]: one partition's replicated state, its key range in the node's engine, and
-//! the snapshots that carry it to lagging or new followers.
+//! [`StateMachine`]: one group's replicated state, its key range in the node's engine (a
+//! partition's user data, or the meta group's records: a [`Keyspace`]), and the snapshots that
+//! carry it to lagging or new followers.
 //!
-//! Applying committed entries writes their effects on the partition's range together with the
+//! Applying committed entries writes their effects on the group's range together with the
 //! new applied log id and membership in one engine batch, so after a crash the range and the
 //! applied index always agree. That batch is not synced on its own: the entries are durable in
 //! the log, and the engine's ordered WAL makes the batch durable with the next synced write.
 //!
-//! A snapshot is a scan of the partition's range at an engine snapshot, encoded by
+//! A snapshot is a scan of the group's range at an engine snapshot, encoded by
 //! [`snapshot_codec`](super::snapshot_codec); openraft streams it in chunks. Installing one
 //! replaces the range atomically: a range delete, the snapshot's pairs and the applied state in
 //! one synced batch. The last snapshot built or installed is kept in memory for followers that
@@ -28,7 +29,7 @@ use openraft::{
 };
 use strata_engine::{Db, WriteBatch, WriteOptions};
 
-use crate::partition::{GroupId, PartitionId, data_key, data_range, group_of, raft_key, user_key};
+use crate::partition::{GroupId, Keyspace, raft_key};
 use crate::raft::snapshot_codec;
 use crate::raft::types::{
     Command, IncrError, Node, NodeId, Response, StorageError, TypeConfig, Write, decode, encode,
@@ -44,11 +45,11 @@ type StoredSnapshot = (SnapshotMeta<NodeId, Node>, Vec<u8>);
 /// The applied log id and membership, as stored.
 type AppliedState = (Option<LogId<NodeId>>, StoredMembership<NodeId, Node>);
 
-/// The state machine of one partition. Clones share the engine and the current snapshot.
+/// The state machine of one group. Clones share the engine and the current snapshot.
 #[derive(Debug, Clone)]
 pub struct StateMachine {
     db: Arc<Db>,
-    partition: PartitionId,
+    keyspace: Keyspace,
     group: GroupId,
     current: Arc<Mutex<Option<StoredSnapshot>>>,
     built: Arc<std::sync::atomic::AtomicU64>,
@@ -78,20 +79,20 @@ fn sm_write<E: std::error::Error + 'static>(e: E) -> StorageError {
 }
 
 impl StateMachine {
-    /// The state machine of `partition` over `db`.
-    pub fn new(db: Arc<Db>, partition: PartitionId) -> Self {
+    /// The state machine of `keyspace` over `db`.
+    pub fn new(db: Arc<Db>, keyspace: Keyspace) -> Self {
         StateMachine {
             db,
-            partition,
-            group: group_of(partition),
+            keyspace,
+            group: keyspace.group(),
             current: Arc::new(Mutex::new(None)),
             built: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
-    /// The partition this machine applies to.
-    pub fn partition(&self) -> PartitionId {
-        self.partition
+    /// The keyspace this machine applies to.
+    pub fn keyspace(&self) -> Keyspace {
+        self.keyspace
     }
 
     fn applied_key(&self) -> Vec<u8> {
@@ -112,7 +113,7 @@ impl StateMachine {
     }
 
     /// The engine batch and the responses of applying `entries`: their effects on the
-    /// partition's range and the new applied state, for one write. With
+    /// group's range and the new applied state, for one write. With
     /// [`Reads::CachedOnly`], `None` when a read the entries need is not in memory.
     fn prepare_apply(
         &self,
@@ -121,7 +122,7 @@ impl StateMachine {
     ) -> Result<Option<(WriteBatch, Vec<Response>)>, StorageError> {
         let mut overlay = Overlay {
             db: &self.db,
-            partition: self.partition,
+            keyspace: self.keyspace,
             reads,
             missed: false,
             cleared: false,
@@ -170,12 +171,12 @@ impl StateMachine {
     fn build_blocking(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let snap = self.db.snapshot();
         let (last_applied, membership) = self.read_applied(Some(&snap))?;
-        let (start, end) = data_range(self.partition);
+        let (start, end) = self.keyspace.range();
         let iter = snap.range(Some(&start), Some(&end)).map_err(sm_read)?;
         let mut encoder = snapshot_codec::Encoder::new();
         for item in iter {
             let (k, v) = item.map_err(sm_read)?;
-            if let Some(user) = user_key(self.partition, &k) {
+            if let Some(user) = self.keyspace.user_key(&k) {
                 encoder.push(user, &v);
             }
         }
@@ -216,12 +217,12 @@ impl StateMachine {
             )
         };
         let pairs = snapshot_codec::decode(&data).map_err(|e| snap_err(&e))?;
-        let (start, end) = data_range(self.partition);
+        let (start, end) = self.keyspace.range();
         let mut batch = WriteBatch::new();
         batch.delete_range(&start, &end).map_err(|e| snap_err(&e))?;
         for (k, v) in pairs {
             batch
-                .put(data_key(self.partition, k), v)
+                .put(self.keyspace.key(k), v)
                 .map_err(|e| snap_err(&e))?;
         }
         let state: AppliedState = (meta.last_log_id, meta.last_membership.clone());
@@ -270,7 +271,7 @@ enum Reads {
 /// an earlier entry's writes before the batch reaches the engine.
 struct Overlay<'a> {
     db: &'a Db,
-    partition: PartitionId,
+    keyspace: Keyspace,
     reads: Reads,
     /// A [`Reads::CachedOnly`] read needed the disk: what was computed since is void.
     missed: bool,
@@ -301,7 +302,7 @@ impl Overlay<'_> {
         if self.cleared {
             return Ok(None);
         }
-        self.read(&data_key(self.partition, key))
+        self.read(&self.keyspace.key(key))
     }
 
     fn put(
@@ -310,17 +311,13 @@ impl Overlay<'_> {
         key: &[u8],
         value: &[u8],
     ) -> Result<(), StorageError> {
-        batch
-            .put(data_key(self.partition, key), value)
-            .map_err(sm_write)?;
+        batch.put(self.keyspace.key(key), value).map_err(sm_write)?;
         self.pending.insert(key.to_vec(), Some(value.to_vec()));
         Ok(())
     }
 
     fn delete(&mut self, batch: &mut WriteBatch, key: &[u8]) -> Result<(), StorageError> {
-        batch
-            .delete(data_key(self.partition, key))
-            .map_err(sm_write)?;
+        batch.delete(self.keyspace.key(key)).map_err(sm_write)?;
         self.pending.insert(key.to_vec(), None);
         Ok(())
     }
@@ -373,7 +370,7 @@ impl Overlay<'_> {
                 Ok(Response::Incr(Ok(next)))
             }
             Command::Clear => {
-                let (start, end) = data_range(self.partition);
+                let (start, end) = self.keyspace.range();
                 batch.delete_range(&start, &end).map_err(sm_write)?;
                 self.pending.clear();
                 self.cleared = true;
@@ -488,7 +485,7 @@ mod tests {
 
     fn open(dir: &std::path::Path) -> StateMachine {
         let db = Db::open(dir, strata_engine::Options::default()).unwrap();
-        StateMachine::new(Arc::new(db), 3)
+        StateMachine::new(Arc::new(db), Keyspace::Partition(3))
     }
 
     /// Entries whose reads are in memory apply on the async worker; one whose read needs the
@@ -511,7 +508,7 @@ mod tests {
         drop(sm);
 
         let mut sm = open(dir.path());
-        let probe = data_key(3, b"n");
+        let probe = Keyspace::Partition(3).key(b"n");
         assert_eq!(sm.db.get_if_cached(&probe).unwrap(), None, "cache is cold");
         let responses = sm.apply(vec![entry(4, incr(b"n", 10))]).await.unwrap();
         assert!(matches!(responses[0], Response::Incr(Ok(16))));

@@ -1,6 +1,7 @@
-//! [`ClusterStatus`]: what one node knows of every partition group it hosts (role, term,
-//! leader, commit and applied index, log size and, on leaders, each follower's replication
-//! lag), for `/status`, `strata admin status` and metrics.
+//! [`ClusterStatus`]: what one node knows of the cluster's members (from the meta group) and of
+//! every partition group it hosts (role, term, leader, commit and applied index, log size and,
+//! on leaders, each follower's replication lag), for `/status`, `strata admin status` and
+//! metrics.
 
 use std::collections::BTreeMap;
 
@@ -15,8 +16,13 @@ use crate::raft::types::{Node, NodeId};
 pub struct ClusterStatus {
     /// The node reporting.
     pub node: NodeId,
-    /// Every member: id to gRPC address.
+    /// Every member: id to gRPC address, as the meta group's record on this node says (the
+    /// configured members until the record exists here).
     pub members: BTreeMap<NodeId, String>,
+    /// The version of the meta group's record applied on this node (`None`: no record yet).
+    pub meta_version: Option<u64>,
+    /// The leader of the meta group this node knows of.
+    pub meta_leader: Option<NodeId>,
     /// The partition groups hosted on this node, by partition.
     pub partitions: Vec<PartitionStatus>,
 }
