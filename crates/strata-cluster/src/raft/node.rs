@@ -666,12 +666,23 @@ impl RaftNode {
 
     /// Creates the meta group's record from this node's bootstrap configuration, if this node
     /// was bootstrapped and no record exists: the same command from every bootstrapped node,
-    /// applied only once.
+    /// applied only once. Voters the partition groups already have are members too, so a
+    /// cluster whose stores predate the meta group (nodes joined since its bootstrap) is
+    /// recorded as it is, not shrunk back to the configured peers.
     pub(crate) async fn create_meta(&self) -> Result<()> {
         let seed = self.seed.lock().ok().and_then(|s| s.clone());
-        let Some(seed) = seed else {
+        let Some(mut seed) = seed else {
             return Ok(());
         };
+        for p in self.map.all() {
+            let Some(m) = self.metrics(p) else { continue };
+            let membership = m.membership_config.membership();
+            for id in membership.voter_ids() {
+                if let Some(node) = membership.get_node(&id) {
+                    seed.members.entry(id).or_insert_with(|| node.addr.clone());
+                }
+            }
+        }
         self.write_to(Keyspace::Meta, meta::create_command(&seed))
             .await?;
         Ok(())
