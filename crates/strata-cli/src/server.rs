@@ -48,6 +48,11 @@ pub struct ServerArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// In cluster mode with TLS: the CA certificate (PEM) the other members' certificates are
+    /// checked against (each must name the host of the member's --grpc address).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_ca: Option<PathBuf>,
+
     /// Allow FLUSHALL / FLUSHDB over the Redis protocol.
     #[arg(long)]
     pub allow_flushall: bool,
@@ -117,6 +122,7 @@ impl ServerArgs {
             c.tls = Some(TlsConfig {
                 cert: cert.clone(),
                 key: key.clone(),
+                ca: self.tls_ca.clone(),
             });
         }
         if self.allow_flushall {

@@ -171,6 +171,11 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// The private key (PEM, PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+    /// In cluster mode, the CA certificate (PEM) the other members' certificates are checked
+    /// against when this node calls them; each member's certificate must name the host of its
+    /// gRPC address. Required in cluster mode.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
 }
 
 /// Limits on the size of requests.

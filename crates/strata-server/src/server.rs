@@ -119,11 +119,21 @@ impl Server {
         let members = cluster.members()?;
         let partitions = PartitionMap::new(cluster.partitions)
             .map_err(|e| Error::Config(format!("partitions: {e}")))?;
-        if config.tls.is_some() {
-            return Err(Error::Config(
-                "TLS is not supported in cluster mode yet (peers talk plain gRPC)".into(),
-            ));
-        }
+        // With TLS, the members call each other over it too, checking certificates against
+        // the cluster's CA.
+        let peer_ca = match &config.tls {
+            None => None,
+            Some(tls) => {
+                let ca = tls.ca.as_deref().ok_or_else(|| {
+                    Error::Config(
+                        "TLS in cluster mode needs the CA that signed the members' \
+                         certificates (--tls-ca, or `ca` under [tls])"
+                            .into(),
+                    )
+                })?;
+                Some(crate::tls::load_ca(ca)?)
+            }
+        };
         let listeners = Listeners::bind(&config).await?;
         let db = open_store(&config).await?;
         let mut members = members;
@@ -134,6 +144,9 @@ impl Server {
         let mut raft_config = RaftNodeConfig::new(cluster.node_id, members);
         raft_config.partitions = partitions;
         raft_config.token = config.token.clone();
+        raft_config.peer_tls = peer_ca
+            .clone()
+            .map(|ca_pem| strata_cluster::raft::network::PeerTls { ca_pem });
         let node = RaftNode::start(raft_config, db).await?;
         match &cluster.join {
             Some(seed) => {
@@ -149,6 +162,7 @@ impl Server {
                     cluster.node_id,
                     advertised,
                     config.token.clone(),
+                    peer_ca,
                 ));
             }
             None => {
@@ -326,9 +340,16 @@ const JOIN_ATTEMPTS: u32 = 150;
 
 /// Asks the cluster node at `seed` to add this node (`id`, reachable at `addr`) to every
 /// partition, retrying every 2 s while the seed is unreachable or the change fails, up to
-/// [`JOIN_ATTEMPTS`] times. Sends this node's access token, which a cluster shares. Runs
+/// [`JOIN_ATTEMPTS`] times. Sends this node's access token, which a cluster shares, over TLS
+/// checked against the cluster's CA when the cluster uses TLS (`ca_pem`). Runs
 /// beside the server, which must serve for the new replicas to catch up.
-async fn join_cluster(seed: String, id: u64, addr: String, token: Option<String>) {
+async fn join_cluster(
+    seed: String,
+    id: u64,
+    addr: String,
+    token: Option<String>,
+    ca_pem: Option<Vec<u8>>,
+) {
     // The loop below paces the attempts; each is one call with a deadline that outlasts the
     // change.
     let opts = strata_client::ClientOptions {
@@ -336,6 +357,10 @@ async fn join_cluster(seed: String, id: u64, addr: String, token: Option<String>
         max_retries: 0,
         token,
         route_to_leaders: false,
+        tls: ca_pem.map(|ca| strata_client::TlsOptions {
+            ca_pem: Some(ca),
+            domain: None,
+        }),
         ..Default::default()
     };
     for attempt in 1..=JOIN_ATTEMPTS {

@@ -1,5 +1,6 @@
 //! TLS material: loads the configured PEM certificate and key into a rustls acceptor for the
-//! Redis listener and a tonic identity for gRPC, both on the ring crypto provider.
+//! Redis listener and a tonic identity for gRPC, both on the ring crypto provider, and, in
+//! cluster mode, the CA the other members' certificates are checked against ([`load_ca`]).
 
 use std::sync::Arc;
 
@@ -28,6 +29,19 @@ impl std::fmt::Debug for TlsMaterial {
 /// Installs ring as the process's default rustls provider (a no-op if one is installed).
 pub fn install_default_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Reads the CA certificate(s) at `path` (PEM), checking that there is at least one.
+pub fn load_ca(path: &std::path::Path) -> Result<Vec<u8>> {
+    let pem =
+        std::fs::read(path).map_err(|e| Error::Tls(format!("reading {}: {e}", path.display())))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Tls(format!("CA certificate {}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Tls(format!("no certificate in {}", path.display())));
+    }
+    Ok(pem)
 }
 
 impl TlsMaterial {

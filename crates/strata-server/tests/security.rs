@@ -1,7 +1,7 @@
 //! Access token and TLS: gRPC calls without or with a wrong token are refused
 //! (`UNAUTHENTICATED`) and accepted with the right one; RESP commands get `NOAUTH` until `AUTH`
 //! succeeds; TLS on gRPC and RESP works with a trusted certificate and plain-text clients are
-//! refused.
+//! refused; a cluster's members send each other the token and talk TLS when configured.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
@@ -117,6 +117,7 @@ async fn grpc_tls() {
         c.tls = Some(strata_server::TlsConfig {
             cert: certs.cert.clone(),
             key: certs.key.clone(),
+            ca: None,
         });
     })
     .await;
@@ -165,6 +166,7 @@ async fn resp_tls() {
         c.tls = Some(strata_server::TlsConfig {
             cert: certs.cert.clone(),
             key: certs.key.clone(),
+            ca: None,
         });
     })
     .await;
@@ -201,57 +203,56 @@ async fn resp_tls() {
 
 use rustls::pki_types::pem::PemObject as _;
 
-/// A 3-node cluster whose nodes require a token: the nodes' own Raft traffic carries it
-/// (leaders get elected, writes reach leaders on other nodes through forwarding), and a Raft
-/// RPC without it is refused, so the token cannot be bypassed through the Raft service.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cluster_peers_send_the_token_and_raft_rpcs_require_it() {
-    use strata_proto::raft_v1::RaftRequest;
-    use strata_proto::raft_v1::raft_client::RaftClient;
-    use strata_server::config::{ClusterConfig, PeerConfig};
-
+/// Three free loopback ports, and the cluster members they make (ids 1, 2, 3).
+fn cluster_ports() -> (
+    Vec<std::net::SocketAddr>,
+    Vec<strata_server::config::PeerConfig>,
+) {
     // Free ports first: every node's config names all members' addresses.
     let mut ports = Vec::new();
     for _ in 0..3 {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         ports.push(l.local_addr().unwrap());
     }
-    let peers: Vec<PeerConfig> = ports
+    let peers = ports
         .iter()
         .enumerate()
-        .map(|(i, a)| PeerConfig {
+        .map(|(i, a)| strata_server::config::PeerConfig {
             id: i as u64 + 1,
             addr: a.to_string(),
         })
         .collect();
+    (ports, peers)
+}
+
+/// Starts a 3-node cluster (8 partitions) on `ports`, each node's config adjusted by `tweak`.
+async fn start_cluster(
+    ports: &[std::net::SocketAddr],
+    peers: &[strata_server::config::PeerConfig],
+    tweak: impl Fn(&mut strata_server::ServerConfig),
+) -> Vec<TestServer> {
     let mut nodes = Vec::new();
     for (i, addr) in ports.iter().enumerate() {
-        let peers = peers.clone();
-        let addr = *addr;
         nodes.push(
-            TestServer::start_with(move |c| {
-                c.token = Some("s3cret".into());
-                c.grpc_addr = addr;
-                c.cluster = Some(ClusterConfig {
+            TestServer::start_with(|c| {
+                c.grpc_addr = *addr;
+                c.cluster = Some(strata_server::config::ClusterConfig {
                     node_id: i as u64 + 1,
-                    peers,
+                    peers: peers.to_vec(),
                     partitions: 8,
                     join: None,
                 });
+                tweak(c);
             })
             .await,
         );
     }
-    // Through node 1 only (no routing to leaders): writes of keys led by the other nodes are
-    // forwarded to them over the Raft service, with the token.
-    let opts = ClientOptions {
-        token: Some("s3cret".into()),
-        route_to_leaders: false,
-        ..ClientOptions::default()
-    };
-    let client = Client::connect(&ports[0].to_string(), opts).await.unwrap();
-    // Leaders are elected over the authenticated Raft service (never, if peers lacked the
-    // token): every write goes through within seconds, once its partition has a leader.
+    nodes
+}
+
+/// Writes and reads back 32 keys through `client`, waiting (at most 20 s) for leaders: they
+/// are elected only if the members can call each other.
+async fn write_through(client: &Client) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     for i in 0..32 {
         let key = format!("key{i}");
@@ -267,6 +268,27 @@ async fn cluster_peers_send_the_token_and_raft_rpcs_require_it() {
             Some(b"v".to_vec())
         );
     }
+}
+
+/// A 3-node cluster whose nodes require a token: the nodes' own Raft traffic carries it
+/// (leaders get elected, writes reach leaders on other nodes through forwarding), and a Raft
+/// RPC without it is refused, so the token cannot be bypassed through the Raft service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_peers_send_the_token_and_raft_rpcs_require_it() {
+    use strata_proto::raft_v1::RaftRequest;
+    use strata_proto::raft_v1::raft_client::RaftClient;
+
+    let (ports, peers) = cluster_ports();
+    let nodes = start_cluster(&ports, &peers, |c| c.token = Some("s3cret".into())).await;
+    // Through node 1 only (no routing to leaders): writes of keys led by the other nodes are
+    // forwarded to them over the Raft service, with the token.
+    let opts = ClientOptions {
+        token: Some("s3cret".into()),
+        route_to_leaders: false,
+        ..ClientOptions::default()
+    };
+    let client = Client::connect(&ports[0].to_string(), opts).await.unwrap();
+    write_through(&client).await;
     // A Forward RPC (a write) without the token is refused before it reaches the group.
     let mut raw = RaftClient::connect(format!("http://{}", ports[1]))
         .await
@@ -280,4 +302,69 @@ async fn cluster_peers_send_the_token_and_raft_rpcs_require_it() {
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unauthenticated);
     drop(nodes);
+}
+
+/// A 3-node cluster on TLS: the members call each other over TLS, checking certificates
+/// against the cluster's CA (leaders get elected, writes are forwarded between nodes), a
+/// plain-text Raft RPC gets nowhere, and a TLS node that is not given the CA refuses to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_peers_talk_tls_checked_against_the_ca() {
+    use strata_proto::raft_v1::RaftRequest;
+    use strata_proto::raft_v1::raft_client::RaftClient;
+
+    // One self-signed certificate, for every member's address, is the cluster's CA too.
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let tls = strata_server::TlsConfig {
+        cert: cert.clone(),
+        key: key.clone(),
+        ca: Some(cert.clone()),
+    };
+
+    let (ports, peers) = cluster_ports();
+    let nodes = start_cluster(&ports, &peers, |c| c.tls = Some(tls.clone())).await;
+    let opts = ClientOptions {
+        route_to_leaders: false,
+        tls: Some(TlsOptions {
+            ca_pem: Some(ck.cert.pem().into_bytes()),
+            domain: None,
+        }),
+        ..ClientOptions::default()
+    };
+    let client = Client::connect(&ports[0].to_string(), opts).await.unwrap();
+    write_through(&client).await;
+
+    // The Raft service is behind TLS like the rest of the port.
+    let plain = async {
+        let mut raw = RaftClient::connect(format!("http://{}", ports[1])).await?;
+        raw.forward(RaftRequest {
+            group: 1,
+            payload: vec![0],
+        })
+        .await
+        .map_err(Box::<dyn std::error::Error>::from)
+    };
+    let plain = tokio::time::timeout(std::time::Duration::from_secs(5), plain).await;
+    assert!(
+        !matches!(plain, Ok(Ok(_))),
+        "a plain-text Raft RPC was answered"
+    );
+    drop(nodes);
+
+    // TLS in cluster mode without the CA to check peers against is refused at start.
+    let data = tempfile::tempdir().unwrap();
+    let mut config = strata_server::ServerConfig::ephemeral(data.path());
+    config.tls = Some(strata_server::TlsConfig { ca: None, ..tls });
+    config.cluster = Some(strata_server::config::ClusterConfig {
+        node_id: 1,
+        peers: peers.clone(),
+        partitions: 8,
+        join: None,
+    });
+    let e = strata_server::Server::bind(config).await.err().unwrap();
+    assert!(e.to_string().contains("needs the CA"), "{e}");
 }

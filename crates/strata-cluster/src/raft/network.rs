@@ -1,7 +1,9 @@
 //! The client side of the Raft transport: [`Peers`], one lazily connected tonic channel per
 //! peer shared by every group on the node, and [`GroupNetwork`], the openraft
 //! `RaftNetworkFactory` of one group, whose RPCs carry the group id. Every RPC carries the
-//! cluster's access token when one is configured ([`BearerToken`]).
+//! cluster's access token when one is configured ([`BearerToken`]), and travels over TLS when
+//! the nodes' gRPC listeners use it ([`PeerTls`]: the peers' certificates are checked against
+//! the cluster's CA).
 //!
 //! Requests and replies are openraft's own types encoded with postcard inside the
 //! `strata.raft.v1` messages. A peer that cannot be connected to is reported as `Unreachable`,
@@ -30,7 +32,7 @@ use strata_proto::auth::BearerToken;
 use strata_proto::raft_v1::raft_client::RaftClient;
 use strata_proto::raft_v1::{RaftReply, RaftRequest};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::partition::GroupId;
 use crate::raft::types::{Node, NodeId, TypeConfig, decode, encode};
@@ -77,6 +79,15 @@ impl std::fmt::Debug for PeerConnector {
     }
 }
 
+/// How a node checks its peers' TLS certificates: the CA (PEM) that signed them. A peer's
+/// certificate must name the host of the address the node reaches it at (an IP address or a
+/// DNS name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerTls {
+    /// The CA certificate(s), PEM.
+    pub ca_pem: Vec<u8>,
+}
+
 /// A Raft client to one peer over its shared channel, sending the access token.
 pub type RaftPeer = RaftClient<InterceptedService<Channel, BearerToken>>;
 
@@ -87,6 +98,7 @@ pub struct Peers {
     channels: Arc<RwLock<HashMap<String, Channel>>>,
     connector: Option<PeerConnector>,
     auth: BearerToken,
+    tls: Option<PeerTls>,
 }
 
 /// Why a channel to a peer could not be made.
@@ -99,12 +111,14 @@ pub struct BadPeerAddress {
 }
 
 impl Peers {
-    /// Peers reached through `connector` (`None`: TCP), sent `auth` with every RPC.
-    pub fn new(connector: Option<PeerConnector>, auth: BearerToken) -> Self {
+    /// Peers reached through `connector` (`None`: TCP), over TLS checked with `tls` when
+    /// given, sent `auth` with every RPC.
+    pub fn new(connector: Option<PeerConnector>, auth: BearerToken, tls: Option<PeerTls>) -> Self {
         Peers {
             channels: Arc::default(),
             connector,
             auth,
+            tls,
         }
     }
 
@@ -125,11 +139,20 @@ impl Peers {
         {
             return Ok(ch.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|source| BadPeerAddress {
-                addr: addr.to_string(),
-                source,
-            })?
+        let bad = |source| BadPeerAddress {
+            addr: addr.to_string(),
+            source,
+        };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(bad)?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint
+                .tls_config(
+                    ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.ca_pem)),
+                )
+                .map_err(bad)?;
+        }
+        let endpoint = endpoint
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)

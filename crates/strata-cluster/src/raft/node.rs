@@ -27,7 +27,7 @@ use crate::raft::group::Group;
 use crate::raft::log_store::LogStore;
 use crate::raft::membership::MembershipChange;
 use crate::raft::meta::{self, CLUSTER_KEY, ClusterMeta};
-use crate::raft::network::{GroupNetwork, PeerConnector, Peers, RaftPeer};
+use crate::raft::network::{GroupNetwork, PeerConnector, PeerTls, Peers, RaftPeer};
 use crate::raft::reconcile;
 use crate::raft::service::{RaftService, Router};
 use crate::raft::state_machine::StateMachine;
@@ -70,6 +70,9 @@ pub struct RaftNodeConfig {
     /// How often the reconciler compares the groups this node leads with the meta group's
     /// record when nothing wakes it earlier.
     pub reconcile_interval: Duration,
+    /// TLS to the peers (their gRPC listeners use TLS), with the CA their certificates are
+    /// checked against; `None`: plain gRPC.
+    pub peer_tls: Option<PeerTls>,
 }
 
 impl RaftNodeConfig {
@@ -90,6 +93,7 @@ impl RaftNodeConfig {
             lease_reads: true,
             token: None,
             reconcile_interval: Duration::from_millis(500),
+            peer_tls: None,
         }
     }
 
@@ -154,6 +158,7 @@ impl RaftNode {
             BearerToken::new(config.token.as_deref()).map_err(|_| {
                 Error::InvalidArgument("the access token must be printable ASCII".into())
             })?,
+            config.peer_tls.clone(),
         );
         let router = Router::default();
         let placement: Arc<dyn Placement> = Arc::new(AllNodes);
