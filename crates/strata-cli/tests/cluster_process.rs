@@ -7,7 +7,8 @@
 //! stops cleanly on SIGTERM. Before the faults, a `strata-client` connected to one node sends
 //! each put straight to its partition's leader. After them, under load again, a fourth node
 //! started with `--join` is added (`strata admin add-node`) and node 1 removed
-//! (`strata admin remove-node`) and killed; the three left converge and serve every write.
+//! (`strata admin remove-node`) and killed; the three left converge and serve every write, and
+//! the meta group's record names them.
 //!
 //! Every process is killed if the test fails (`ServerProcess` kills on drop), and the writer
 //! threads stop with the [`Writers`] guard.
@@ -512,6 +513,23 @@ fn three_processes_survive_sigkill_and_sigstop_and_converge() {
             .is_some_and(|t| t >= 1.0)
         );
     }
+    // The meta group's record, as every node has applied it: created once, three members.
+    assert!(text.contains("meta group: record version 1"), "{text}");
+    for i in 0..3 {
+        let http = cluster.node(i).http;
+        assert_eq!(
+            metric(http, "strata_meta_version"),
+            Some(1.0),
+            "node {}",
+            i + 1
+        );
+        assert_eq!(
+            metric(http, "strata_cluster_members"),
+            Some(3.0),
+            "node {}",
+            i + 1
+        );
+    }
     let mut con = connect(&redis_url(cluster.node(1))).unwrap();
     let cross = redis::cmd("MSET")
         .arg("a")
@@ -751,6 +769,22 @@ fn three_processes_survive_sigkill_and_sigstop_and_converge() {
         missing.is_empty(),
         "not read back through node 4: {missing:?}"
     );
+    // The meta group recorded both changes (version 3: created, 4 added, 1 removed), and every
+    // member left, the new one included, has applied the record naming nodes 2, 3 and 4.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for http in [cluster.node(1).http, cluster.node(2).http, node4.http] {
+        while metric(http, "strata_meta_version") != Some(3.0)
+            || metric(http, "strata_cluster_members") != Some(3.0)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{http}: meta record {:?} with {:?} members",
+                metric(http, "strata_meta_version"),
+                metric(http, "strata_cluster_members")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 
     // SIGTERM: each node drains, stops its Raft groups, flushes and exits cleanly.
     let mut last: Vec<(u64, ServerProcess)> = (1..NODES)

@@ -112,10 +112,14 @@ pub fn engine_stats(s: &Stats) {
 
 /// Publishes a cluster node's view of each partition group as gauges labelled by partition:
 /// role, term, leader, commit and applied index, log size, each follower's lag (on leaders)
-/// and how linearizable reads were served.
+/// and how linearizable reads were served; and of the meta group: its record's version (0:
+/// none yet), its leader and the members the record names.
 pub fn cluster_status(status: &ClusterStatus) {
     #[expect(clippy::cast_precision_loss, reason = "gauges are f64 by definition")]
     let f = |v: u64| v as f64;
+    gauge!("strata_meta_version").set(f(status.meta_version.unwrap_or(0)));
+    gauge!("strata_meta_leader").set(f(status.meta_leader.unwrap_or(0)));
+    gauge!("strata_cluster_members").set(f(status.members.len() as u64));
     for p in &status.partitions {
         let partition = p.partition.to_string();
         let g = |name: &'static str, v: u64| {
