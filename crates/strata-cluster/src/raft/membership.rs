@@ -50,8 +50,8 @@ fn write_error(
     }
 }
 
-/// Carries out `change` on `raft`, which should lead the group of `keyspace`. Returns once the group's
-/// membership includes (or excludes) the node.
+/// Carries out `change` on `raft`, which should lead the group of `keyspace`. Returns once the
+/// group's membership includes (or excludes) the node.
 pub async fn leader_change(
     raft: &Raft<TypeConfig>,
     keyspace: Keyspace,

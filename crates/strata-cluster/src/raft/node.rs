@@ -747,9 +747,9 @@ impl RaftNode {
     }
 
     /// Records `change` in the meta group, then waits (within `within` in all) until every
-    /// group on this node, the meta group and the partitions', has taken it up, as carried out by the groups' leaders'
-    /// reconcilers. Idempotent: a change already made changes nothing. Returns how many
-    /// partitions are in line with it.
+    /// group on this node, the meta group and the partitions', has taken it up, as carried out
+    /// by the groups' leaders' reconcilers. Idempotent: a change already made changes nothing.
+    /// Returns how many partitions are in line with it.
     pub async fn change_membership(
         &self,
         change: &MembershipChange,

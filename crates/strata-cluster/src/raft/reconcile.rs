@@ -146,7 +146,7 @@ async fn bring_in_line(group: &Group, desired: &BTreeSet<NodeId>, meta: &Cluster
         match tokio::time::timeout(STEP_TIMEOUT, step).await {
             Ok(Ok(())) => tracing::info!(%keyspace, ?change, "group in line with the record"),
             Ok(Err(e)) => {
-                tracing::info!(%keyspace, ?change, error = ?e, "step not taken; a later pass retries");
+                tracing::info!(%keyspace, ?change, error = ?e, "step not taken; retried later");
                 return;
             }
             Err(_) => {
