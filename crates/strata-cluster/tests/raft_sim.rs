@@ -15,6 +15,11 @@
 //! - the history of puts and linearizable gets on a few hot keys is linearizable (a crashed
 //!   client's or timed-out put is indeterminate in it).
 //!
+//! One scenario also changes the membership under these faults: a node that started knowing
+//! only itself is added, and an original node is removed, each change recorded in the meta group
+//! by one node and carried out by the groups' leaders; the members at the end must converge and
+//! hold every acknowledged write.
+//!
 //! Network faults, latencies and the schedule come from a fixed seed; openraft's election
 //! timers and the engine's real I/O are not under turmoil's control, so two runs need not
 //! interleave identically, but every run must pass.
@@ -37,6 +42,7 @@ use openraft::ServerState;
 use strata_cluster::linearizability::{Op, Operation, Ret, Verdict, check};
 use strata_cluster::partition::PartitionMap;
 use strata_cluster::raft::kv::RaftKv;
+use strata_cluster::raft::membership::MembershipChange;
 use strata_cluster::raft::network::{PeerConnector, PeerStream};
 use strata_cluster::raft::node::{RaftNode, RaftNodeConfig};
 use strata_cluster::{Error, KvService};
@@ -100,6 +106,10 @@ struct Shared {
     readers_only_on: AtomicU64,
     next_client: AtomicU64,
     clients_running: AtomicU64,
+    /// The members once every scheduled membership change is made.
+    members: Mutex<BTreeSet<u64>>,
+    /// Membership changes waiting to be recorded, by the node that records each.
+    changes: Mutex<Vec<(u64, MembershipChange)>>,
 }
 
 fn now() -> u64 {
@@ -220,10 +230,17 @@ fn open_db(dir: &PathBuf) -> strata_engine::Db {
     }
 }
 
-fn config(id: u64, nodes: u64, partitions: u16) -> RaftNodeConfig {
-    let members: BTreeMap<u64, String> = (1..=nodes)
-        .map(|i| (i, format!("{}:{PORT}", host_name(i))))
-        .collect();
+fn addr(id: u64) -> String {
+    format!("{}:{PORT}", host_name(id))
+}
+
+/// Node `id`'s configuration: nodes `1..=nodes` as members, or only itself when it `joins`.
+fn config(id: u64, nodes: u64, partitions: u16, joins: bool) -> RaftNodeConfig {
+    let members: BTreeMap<u64, String> = if joins {
+        BTreeMap::from([(id, addr(id))])
+    } else {
+        (1..=nodes).map(|i| (i, addr(i))).collect()
+    };
     let mut cfg = RaftNodeConfig::new(id, members);
     cfg.partitions = PartitionMap::new(partitions).unwrap();
     cfg.heartbeat = Duration::from_millis(50);
@@ -244,17 +261,20 @@ fn config(id: u64, nodes: u64, partitions: u16) -> RaftNodeConfig {
     cfg
 }
 
-/// A node's software: its engine, Raft groups, the Raft service and its clients.
+/// A node's software: its engine, Raft groups, the Raft service, its clients, and the task
+/// that records the membership changes scheduled on it. A node that `joins` bootstraps
+/// nothing and has no clients.
 async fn run_node(
     id: u64,
     nodes: u64,
     partitions: u16,
+    joins: bool,
     dir: PathBuf,
     clients: u64,
     shared: Arc<Shared>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let db = open_db(&dir);
-    let node = RaftNode::start(config(id, nodes, partitions), Arc::new(db)).await?;
+    let node = RaftNode::start(config(id, nodes, partitions, joins), Arc::new(db)).await?;
     shared.nodes.lock().unwrap()[(id - 1) as usize] = Some(Arc::clone(&node));
     let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
     let incoming = futures::stream::unfold(listener, |listener| async move {
@@ -264,16 +284,72 @@ async fn run_node(
     let server = tonic::transport::Server::builder()
         .add_service(node.service().into_server())
         .serve_with_incoming(incoming);
-    node.bootstrap().await?;
-    for _ in 0..clients {
-        tokio::spawn(client(
-            id,
-            RaftKv::new(Arc::clone(&node)),
-            Arc::clone(&shared),
-        ));
+    if !joins {
+        node.bootstrap().await?;
+        for _ in 0..clients {
+            tokio::spawn(client(
+                id,
+                RaftKv::new(Arc::clone(&node)),
+                Arc::clone(&shared),
+            ));
+        }
     }
+    tokio::spawn(record_changes(id, Arc::clone(&node), Arc::clone(&shared)));
     server.await?;
     Ok(())
+}
+
+/// Records the membership changes scheduled on node `id`, each until it is recorded: a change
+/// stays scheduled until then, so a node that crashes meanwhile retries it once restarted.
+async fn record_changes(id: u64, node: Arc<RaftNode>, shared: Arc<Shared>) {
+    let mut in_flight: Vec<(MembershipChange, tokio::task::JoinHandle<bool>)> = Vec::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut done = Vec::new();
+        in_flight.retain(|(change, task)| {
+            if !task.is_finished() {
+                return true;
+            }
+            done.push(change.clone());
+            false
+        });
+        let scheduled: Vec<MembershipChange> = shared
+            .changes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(on, _)| *on == id)
+            .map(|(_, c)| c.clone())
+            .collect();
+        for change in scheduled {
+            if in_flight.iter().any(|(c, _)| *c == change) || done.contains(&change) {
+                continue;
+            }
+            let node = Arc::clone(&node);
+            let shared = Arc::clone(&shared);
+            let task = tokio::spawn({
+                let change = change.clone();
+                async move {
+                    match node.record_membership(&change, PATIENCE).await {
+                        Ok(meta) => {
+                            eprintln!("node {id} recorded {change:?}: version {}", meta.version);
+                            shared
+                                .changes
+                                .lock()
+                                .unwrap()
+                                .retain(|(on, c)| !(*on == id && *c == change));
+                            true
+                        }
+                        Err(e) => {
+                            eprintln!("node {id} did not record {change:?} yet: {e}");
+                            false
+                        }
+                    }
+                }
+            });
+            in_flight.push((change, task));
+        }
+    }
 }
 
 /// One scheduled fault.
@@ -291,10 +367,15 @@ enum Fault {
     RepairAll,
     Crash(u64),
     Restart(u64),
+    /// Node `.0` records the change in the meta group (retrying until it can).
+    Change(u64, MembershipChange),
 }
 
 struct Scenario {
+    /// Nodes bootstrapped as the cluster.
     nodes: u64,
+    /// More nodes, started knowing only themselves, to be added by [`Fault::Change`].
+    joining: u64,
     partitions: u16,
     clients_per_node: u64,
     seed: u64,
@@ -306,9 +387,11 @@ struct Scenario {
 
 fn run(s: Scenario) {
     let started = Instant::now();
-    let dirs: Vec<tempfile::TempDir> = (0..s.nodes).map(|_| tempfile::tempdir().unwrap()).collect();
+    let hosts = s.nodes + s.joining;
+    let dirs: Vec<tempfile::TempDir> = (0..hosts).map(|_| tempfile::tempdir().unwrap()).collect();
     let shared = Arc::new(Shared::default());
-    *shared.nodes.lock().unwrap() = vec![None; s.nodes as usize];
+    *shared.nodes.lock().unwrap() = vec![None; hosts as usize];
+    *shared.members.lock().unwrap() = (1..=s.nodes).collect();
     let mut sim = turmoil::Builder::new()
         .simulation_duration(Duration::from_secs(120))
         .tick_duration(Duration::from_millis(1))
@@ -318,7 +401,7 @@ fn run(s: Scenario) {
         .repair_rate(0.05)
         .rng_seed(s.seed)
         .build();
-    for id in 1..=s.nodes {
+    for id in 1..=hosts {
         let dir = dirs[(id - 1) as usize].path().to_path_buf();
         let shared = Arc::clone(&shared);
         let (nodes, partitions, clients) = (s.nodes, s.partitions, s.clients_per_node);
@@ -327,6 +410,7 @@ fn run(s: Scenario) {
                 id,
                 nodes,
                 partitions,
+                id > nodes,
                 dir.clone(),
                 clients,
                 Arc::clone(&shared),
@@ -338,7 +422,7 @@ fn run(s: Scenario) {
     let mut schedule = s.schedule.into_iter().peekable();
     let mut quiesced = false;
     let mut steps = 0u64;
-    let all: Vec<String> = (1..=s.nodes).map(host_name).collect();
+    let all: Vec<String> = (1..=hosts).map(host_name).collect();
     loop {
         sim.step().unwrap();
         steps += 1;
@@ -368,7 +452,7 @@ fn run(s: Scenario) {
                         .readers_only_on
                         .store(leader.unwrap_or(0), Ordering::Relaxed);
                     shared.writes_paused.store(false, Ordering::Relaxed);
-                    for other in (1..=s.nodes).filter(|&o| Some(o) != leader) {
+                    for other in (1..=hosts).filter(|&o| Some(o) != leader) {
                         if let Some(l) = leader {
                             sim.partition(host_name(l), host_name(other));
                         }
@@ -387,6 +471,15 @@ fn run(s: Scenario) {
                     eprintln!("{t:?}: restart node {id}");
                     sim.bounce(host_name(id));
                 }
+                Fault::Change(on, change) => {
+                    eprintln!("{t:?}: node {on} records {change:?}");
+                    let mut members = shared.members.lock().unwrap();
+                    match &change {
+                        MembershipChange::Add { id, .. } => members.insert(*id),
+                        MembershipChange::Remove { id } => members.remove(id),
+                    };
+                    shared.changes.lock().unwrap().push((on, change));
+                }
             }
         }
         if steps.is_multiple_of(5) {
@@ -402,7 +495,7 @@ fn run(s: Scenario) {
         if quiesced
             && shared.clients_running.load(Ordering::Relaxed) == 0
             && steps.is_multiple_of(100)
-            && converged(&shared, s.nodes, s.partitions).is_some()
+            && converged(&shared, s.partitions).is_some()
         {
             break;
         }
@@ -419,7 +512,7 @@ fn run(s: Scenario) {
             );
         }
     }
-    let sums = converged(&shared, s.nodes, s.partitions).unwrap();
+    let sums = converged(&shared, s.partitions).unwrap();
     eprintln!(
         "converged at {:?} ({steps} steps, {:?} real); {} keys; {} (partition, term) pairs with \
          a leader, {} of them with several; {} applied log ids compared",
@@ -431,17 +524,10 @@ fn run(s: Scenario) {
         observed.applied.len()
     );
 
-    // No acknowledged write is lost, on any replica.
+    // No acknowledged write is lost, on any replica of the members at the end.
     let acked = shared.acked.lock().unwrap().clone();
-    let nodes: Vec<Arc<RaftNode>> = shared
-        .nodes
-        .lock()
-        .unwrap()
-        .iter()
-        .flatten()
-        .cloned()
-        .collect();
-    assert_eq!(nodes.len() as u64, s.nodes);
+    let nodes = member_nodes(&shared);
+    assert_eq!(nodes.len(), shared.members.lock().unwrap().len());
     for node in &nodes {
         for (k, v) in &acked {
             assert_eq!(
@@ -565,11 +651,20 @@ fn sample(shared: &Shared, partitions: u16, seen: &mut Observed) {
     }
 }
 
-fn checksums(shared: &Shared, partitions: u16) -> Vec<(u64, Vec<(u64, u64)>)> {
+/// The running nodes among the members at the end.
+fn member_nodes(shared: &Shared) -> Vec<Arc<RaftNode>> {
+    let members = shared.members.lock().unwrap().clone();
     let nodes = shared.nodes.lock().unwrap().clone();
     nodes
-        .iter()
+        .into_iter()
         .flatten()
+        .filter(|n| members.contains(&n.id()))
+        .collect()
+}
+
+fn checksums(shared: &Shared, partitions: u16) -> Vec<(u64, Vec<(u64, u64)>)> {
+    member_nodes(shared)
+        .iter()
         .map(|n| {
             let sums = (0..partitions)
                 .map(|p| n.partition_checksum(p).unwrap())
@@ -579,17 +674,23 @@ fn checksums(shared: &Shared, partitions: u16) -> Vec<(u64, Vec<(u64, u64)>)> {
         .collect()
 }
 
-/// The per-partition checksums when every node is up, has applied everything and agrees.
-fn converged(shared: &Shared, nodes: u64, partitions: u16) -> Option<Vec<(u64, u64)>> {
-    let live = shared.nodes.lock().unwrap().clone();
-    if live.iter().flatten().count() as u64 != nodes {
+/// The per-partition checksums when every member is up, has every partition's group made of
+/// exactly the members, has applied everything and agrees.
+fn converged(shared: &Shared, partitions: u16) -> Option<Vec<(u64, u64)>> {
+    let members = shared.members.lock().unwrap().clone();
+    let live = member_nodes(shared);
+    if live.len() != members.len() {
         return None;
     }
-    for node in live.iter().flatten() {
+    for node in &live {
         for p in 0..partitions {
             let m = node.metrics(p)?;
             m.current_leader?;
             if m.last_applied.map(|l| l.index) != m.last_log_index {
+                return None;
+            }
+            let voters: BTreeSet<u64> = m.membership_config.membership().voter_ids().collect();
+            if voters != members {
                 return None;
             }
         }
@@ -609,6 +710,7 @@ fn three_nodes_loss_delay_partitions_and_crashes() {
     init_tracing();
     run(Scenario {
         nodes: 3,
+        joining: 0,
         partitions: 8,
         clients_per_node: 3,
         seed: 7,
@@ -636,6 +738,7 @@ fn isolated_leader_serves_no_stale_reads() {
     init_tracing();
     run(Scenario {
         nodes: 3,
+        joining: 0,
         partitions: 1,
         clients_per_node: 6,
         seed: 5,
@@ -653,6 +756,7 @@ fn five_nodes_loss_delay_partitions_and_crashes() {
     init_tracing();
     run(Scenario {
         nodes: 5,
+        joining: 0,
         partitions: 4,
         clients_per_node: 2,
         seed: 11,
@@ -669,6 +773,44 @@ fn five_nodes_loss_delay_partitions_and_crashes() {
             (secs(12_000), Fault::Restart(1)),
         ],
         quiesce_at: secs(13_000),
+    });
+}
+
+/// A fourth node is added while a partition cuts one node off and another crashes, and one of
+/// the original nodes then records its own removal and crashes; the three members left
+/// converge and hold every acknowledged write.
+#[test]
+fn membership_changes_under_partitions_and_crashes() {
+    init_tracing();
+    run(Scenario {
+        nodes: 3,
+        joining: 1,
+        partitions: 4,
+        clients_per_node: 3,
+        seed: 13,
+        schedule: vec![
+            (
+                secs(2_000),
+                Fault::Change(
+                    2,
+                    MembershipChange::Add {
+                        id: 4,
+                        addr: addr(4),
+                    },
+                ),
+            ),
+            (secs(2_300), Fault::Partition(vec![3], vec![1, 2, 4])),
+            (secs(4_000), Fault::RepairAll),
+            (secs(5_000), Fault::Crash(2)),
+            (secs(6_500), Fault::Restart(2)),
+            (
+                secs(7_500),
+                Fault::Change(1, MembershipChange::Remove { id: 1 }),
+            ),
+            (secs(7_600), Fault::Crash(1)),
+            (secs(9_000), Fault::Restart(1)),
+        ],
+        quiesce_at: secs(12_000),
     });
 }
 
