@@ -1,5 +1,7 @@
-//! The admin HTTP endpoints (axum): `/metrics` in Prometheus text format, `/health` and
-//! `/status` as JSON. In cluster mode `/status` carries the node's
+//! The admin HTTP endpoints (axum): `/metrics` in Prometheus text format, `/health`,
+//! `/status` as JSON, and at `/` a dashboard page that polls `/status` and shows the node's
+//! load, storage and, in cluster mode, its members and partitions (role, term, leader,
+//! indexes, replication lag). In cluster mode `/status` carries the node's
 //! [`ClusterStatus`](strata_cluster::raft::status::ClusterStatus) under `cluster`, and
 //! `/cluster/checksums` a checksum of each partition replica on this node, to compare replicas.
 
@@ -25,6 +27,7 @@ struct HttpState {
 /// Builds the router.
 pub fn router(shared: Arc<Shared>, metrics: Option<PrometheusHandle>) -> Router {
     Router::new()
+        .route("/", get(dashboard))
         .route("/metrics", get(metrics_text))
         .route("/health", get(health))
         .route("/status", get(status))
@@ -49,6 +52,15 @@ async fn metrics_text(State(st): State<HttpState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),
+    )
+        .into_response()
+}
+
+/// The dashboard: one static page whose script renders `/status` every two seconds.
+async fn dashboard() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("dashboard.html"),
     )
         .into_response()
 }

@@ -1,6 +1,6 @@
-//! Admin HTTP: `/health`, `/status` as JSON with the bound addresses, and `/metrics` in
+//! Admin HTTP: `/health`, `/status` as JSON with the bound addresses, `/metrics` in
 //! Prometheus text with request counts and latency histograms per protocol and command, engine
-//! gauges and connection gauges.
+//! gauges and connection gauges, and the dashboard at `/`, which reads what `/status` has.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
@@ -73,4 +73,42 @@ async fn health_status_metrics() {
     }
     let (code, _) = http_get(s.addrs.http, "/nope").await;
     assert_eq!(code, 404);
+
+    // The dashboard polls /status and reads these fields of it, which must all be there.
+    let (code, page) = http_get(s.addrs.http, "/").await;
+    assert_eq!(code, 200);
+    assert!(page.contains("fetch(\"/status\""), "{page}");
+    for field in [
+        "node_id",
+        "version",
+        "uptime_seconds",
+        "data_dir",
+        "redis_connections",
+    ] {
+        assert!(
+            page.contains(&format!("s.{field}")),
+            "page reads no {field}"
+        );
+        assert!(!v[field].is_null(), "/status has no {field}");
+    }
+    for field in [
+        "keys_written",
+        "keys_read",
+        "wal_syncs",
+        "memtable_bytes",
+        "flushes",
+        "compactions",
+        "write_stalls",
+        "write_amplification",
+        "levels",
+    ] {
+        assert!(
+            page.contains(&format!("e.{field}")),
+            "page reads no {field}"
+        );
+        assert!(
+            !v["engine"][field].is_null(),
+            "/status has no engine.{field}"
+        );
+    }
 }
