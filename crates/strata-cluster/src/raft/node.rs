@@ -693,9 +693,10 @@ impl RaftNode {
         Ok(())
     }
 
-    /// Records `change` in the meta group (compare-and-swap of the record, retried while
-    /// other changes race it, within `deadline`) and returns the record that includes it. The
-    /// groups are brought in line with it afterwards by every leader's reconciler.
+    /// Records `change` in the meta group (compare-and-swap of the record, retried for up to
+    /// `within` while other changes race it or the meta group has no leader) and returns the
+    /// record that includes it. The groups are brought in line with it afterwards by every
+    /// leader's reconciler.
     pub async fn record_membership(
         &self,
         change: &MembershipChange,
@@ -731,8 +732,12 @@ impl RaftNode {
                     return Ok(meta);
                 }
                 Ok(None) => Duration::ZERO,
-                Err(Error::Unavailable(msg)) if Instant::now() < deadline => {
-                    tracing::info!(?change, "recording the change: {msg}; retrying");
+                // A write whose outcome is unknown is retried too: the record read again
+                // tells whether it applied.
+                Err(e @ (Error::Unavailable(_) | Error::NotLeader { .. }))
+                    if Instant::now() < deadline =>
+                {
+                    tracing::info!(?change, "recording the change: {e}; retrying");
                     Duration::from_millis(200)
                 }
                 Err(e) => return Err(e),
