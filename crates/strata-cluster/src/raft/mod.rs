@@ -26,7 +26,7 @@ pub mod membership;
 pub mod meta;
 pub mod network;
 pub mod node;
-mod reconcile;
+pub mod reconcile;
 pub mod service;
 pub mod snapshot_codec;
 pub mod state_machine;

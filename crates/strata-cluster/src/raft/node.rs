@@ -59,7 +59,7 @@ pub struct RaftNodeConfig {
     /// How peers are connected to (`None`: TCP); a simulated network in tests.
     pub connector: Option<PeerConnector>,
     /// Whether a leader serves linearizable reads under a read lease (see
-    /// [`Group`](crate::raft::group::Group)) for half the minimum election timeout after each
+    /// [`Group`]) for half the minimum election timeout after each
     /// quorum confirmation, rather than confirming for every batch of reads. It assumes that
     /// the nodes' clocks advance at the same rate to within that margin (one machine's
     /// monotonic clock, or NTP-disciplined hosts).

@@ -1,7 +1,7 @@
 //! The server side of the Raft transport: [`RaftService`] implements the `strata.raft.v1.Raft`
 //! gRPC service and routes each request by its group id to the node's openraft instance of
 //! that group ([`Router`]). It also serves the operations other nodes forward to the leaders
-//! here ([`forward`](crate::raft::forward)).
+//! here ([`forward`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

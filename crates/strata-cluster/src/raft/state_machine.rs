@@ -8,7 +8,7 @@
 //! the log, and the engine's ordered WAL makes the batch durable with the next synced write.
 //!
 //! A snapshot is a scan of the group's range at an engine snapshot, encoded by
-//! [`snapshot_codec`](super::snapshot_codec); openraft streams it in chunks. Installing one
+//! [`snapshot_codec`]; openraft streams it in chunks. Installing one
 //! replaces the range atomically: a range delete, the snapshot's pairs and the applied state in
 //! one synced batch. The last snapshot built or installed is kept in memory for followers that
 //! need it; after a restart openraft rebuilds one when the log has been purged.
