@@ -63,6 +63,16 @@ async fn await_record(c: &Cluster, id: u64, version: u64) -> ClusterMeta {
     }
 }
 
+/// Records `change` in the meta group through node `on` (at most 10 s).
+async fn record(c: &Cluster, on: u64, change: &MembershipChange) -> ClusterMeta {
+    c.node(on)
+        .kv
+        .node()
+        .record_membership(change, Duration::from_secs(10))
+        .await
+        .unwrap()
+}
+
 fn ids(meta: &ClusterMeta) -> Vec<u64> {
     meta.members.keys().copied().collect()
 }
@@ -94,13 +104,7 @@ async fn recorded_changes_are_finished_by_the_survivors_and_survive_restarts() {
         id: new,
         addr: c.addrs[(new - 1) as usize].to_string(),
     };
-    let meta = c
-        .node(1)
-        .kv
-        .node()
-        .record_membership(&add, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let meta = record(&c, 1, &add).await;
     assert_eq!((meta.version, ids(&meta)), (2, vec![1, 2, 3, 4]));
     c.kill(1).await;
     await_groups(&c, new, &[1, 2, 3, 4], Duration::from_secs(30)).await;
@@ -113,13 +117,7 @@ async fn recorded_changes_are_finished_by_the_survivors_and_survive_restarts() {
 
     // Node 2 records its own removal and dies at once; the others take it out everywhere.
     let remove = MembershipChange::Remove { id: 2 };
-    let meta = c
-        .node(2)
-        .kv
-        .node()
-        .record_membership(&remove, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let meta = record(&c, 2, &remove).await;
     assert_eq!((meta.version, ids(&meta)), (3, vec![1, 3, 4]));
     c.kill(2).await;
     for id in [1, 3, 4] {
@@ -129,13 +127,7 @@ async fn recorded_changes_are_finished_by_the_survivors_and_survive_restarts() {
     }
 
     // Recording the same change again changes nothing.
-    let again = c
-        .node(3)
-        .kv
-        .node()
-        .record_membership(&remove, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let again = record(&c, 3, &remove).await;
     assert_eq!(again, meta);
 
     // The data written before the changes is on the three members left, identical.

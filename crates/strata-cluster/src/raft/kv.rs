@@ -15,7 +15,7 @@ use strata_engine::{CompactionReport, Stats};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::partition::{PartitionId, data_key, data_range, user_key};
-use crate::raft::node::RaftNode;
+use crate::raft::node::{RaftNode, single_value};
 use crate::raft::types::{Check, Command, IncrError, Response, Write};
 use crate::service::{
     BatchOutcome, Consistency, KvPair, KvService, Mutation, Precondition, ReadOptions, ScanRequest,
@@ -66,13 +66,8 @@ impl RaftKv {
         check_key(&key)?;
         let partition = self.node.partition_map().partition_of(&key);
         if opts.consistency == Consistency::Linearizable {
-            let mut values = self.node.linearizable_get(partition, vec![key]).await?;
-            return match (values.pop(), values.is_empty()) {
-                (Some(v), true) => Ok(v),
-                _ => Err(Error::Internal(
-                    "the leader answered a read with the wrong count".into(),
-                )),
-            };
+            let values = self.node.linearizable_get(partition, vec![key]).await?;
+            return single_value(values);
         }
         let key = data_key(partition, &key);
         let mut values = point_read::get_many(self.node.db(), vec![key]).await?;

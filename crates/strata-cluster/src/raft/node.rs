@@ -169,14 +169,11 @@ impl RaftNode {
             Duration::ZERO
         };
         // Every member hosts the meta group, and the partitions placed on it.
-        let keyspaces = std::iter::once(Keyspace::Meta).chain(
-            config
-                .partitions
-                .all()
-                .filter(|&p| placement.replicas(p, &member_ids).contains(&config.id))
-                .map(Keyspace::Partition),
-        );
-        for keyspace in keyspaces {
+        let hosted = keyspaces(config.partitions).filter(|k| match k {
+            Keyspace::Meta => true,
+            Keyspace::Partition(p) => placement.replicas(*p, &member_ids).contains(&config.id),
+        });
+        for keyspace in hosted {
             let group = keyspace.group();
             let log = LogStore::open(Arc::clone(&db), group).map_err(raft_storage)?;
             let sm = StateMachine::new(Arc::clone(&db), keyspace);
@@ -258,17 +255,9 @@ impl RaftNode {
         let members = self.members();
         let ids: BTreeSet<NodeId> = members.keys().copied().collect();
         if let Ok(mut seed) = self.seed.lock() {
-            *seed = Some(ClusterMeta::new(
-                self.map.partitions(),
-                members
-                    .iter()
-                    .map(|(id, n)| (*id, n.addr.clone()))
-                    .collect(),
-            ));
+            *seed = Some(ClusterMeta::new(self.map.partitions(), addrs(&members)));
         }
-        let keyspaces =
-            std::iter::once(Keyspace::Meta).chain(self.map.all().map(Keyspace::Partition));
-        for (n, keyspace) in keyspaces.enumerate() {
+        for (n, keyspace) in keyspaces(self.map).enumerate() {
             let Some(group) = self.router.get(keyspace.group()) else {
                 continue;
             };
@@ -584,11 +573,7 @@ impl RaftNode {
         let meta = self.local_meta().ok().flatten();
         let members = match &meta {
             Some(meta) => meta.members.clone(),
-            None => self
-                .members()
-                .iter()
-                .map(|(id, n)| (*id, n.addr.clone()))
-                .collect(),
+            None => addrs(&self.members()),
         };
         ClusterStatus {
             node: self.id,
@@ -642,31 +627,23 @@ impl RaftNode {
     }
 
     /// The meta group's record, read linearizably through the meta group's leader, with its
-    /// stored bytes (what a compare-and-swap of it must name).
-    async fn meta_record(&self) -> Result<Option<(Vec<u8>, ClusterMeta)>> {
-        let mut values = self
+    /// stored bytes (what a compare-and-swap of it must name). [`Error::Unavailable`] until a
+    /// bootstrapped cluster recorded itself.
+    async fn meta_record(&self) -> Result<(Vec<u8>, ClusterMeta)> {
+        let values = self
             .read_from(Keyspace::Meta, vec![CLUSTER_KEY.to_vec()])
             .await?;
-        match (values.pop(), values.is_empty()) {
-            (Some(Some(bytes)), true) => {
-                let meta = decode_meta(&bytes)?;
-                Ok(Some((bytes, meta)))
-            }
-            (Some(None), true) => Ok(None),
-            _ => Err(Error::Internal(
-                "the meta leader answered a read with the wrong count".into(),
-            )),
-        }
+        let bytes = single_value(values)?
+            .ok_or_else(|| Error::Unavailable("the cluster is not recorded yet; retry".into()))?;
+        let meta = decode_meta(&bytes)?;
+        Ok((bytes, meta))
     }
 
     /// The meta group's record, read linearizably (see [`RaftNode::local_meta`] for this
     /// node's replica of it). [`Error::Unavailable`] until a bootstrapped cluster recorded
     /// itself.
     pub async fn meta(&self) -> Result<ClusterMeta> {
-        self.meta_record()
-            .await?
-            .map(|(_, meta)| meta)
-            .ok_or_else(|| Error::Unavailable("the cluster is not recorded yet; retry".into()))
+        Ok(self.meta_record().await?.1)
     }
 
     /// Creates the meta group's record from this node's bootstrap configuration, if this node
@@ -705,11 +682,7 @@ impl RaftNode {
         let deadline = Instant::now() + within;
         loop {
             let attempt = async {
-                let Some((bytes, current)) = self.meta_record().await? else {
-                    return Err(Error::Unavailable(
-                        "the cluster is not recorded yet; retry".into(),
-                    ));
-                };
+                let (bytes, current) = self.meta_record().await?;
                 let next = match current.changed(change) {
                     Ok(Some(next)) => next,
                     Ok(None) => return Ok(Some(current)),
@@ -764,8 +737,7 @@ impl RaftNode {
         let meta = self.record_membership(change, within).await?;
         let members = meta.member_ids();
         loop {
-            let lagging: Vec<Keyspace> = std::iter::once(Keyspace::Meta)
-                .chain(self.map.all().map(Keyspace::Partition))
+            let lagging: Vec<Keyspace> = keyspaces(self.map)
                 .filter(|&keyspace| {
                     let desired = self.desired_replicas(keyspace, &members);
                     !self.group_metrics(keyspace).is_some_and(|m| {
@@ -812,6 +784,29 @@ impl RaftNode {
                 tracing::warn!(node = self.id, error = %e, "raft group did not stop cleanly");
             }
         }
+    }
+}
+
+/// Every keyspace of a cluster of `map`'s partitions: the meta group's, then each partition's.
+fn keyspaces(map: PartitionMap) -> impl Iterator<Item = Keyspace> {
+    std::iter::once(Keyspace::Meta).chain(map.all().map(Keyspace::Partition))
+}
+
+/// The gRPC address of each of `members`.
+fn addrs(members: &BTreeMap<NodeId, Node>) -> BTreeMap<NodeId, String> {
+    members
+        .iter()
+        .map(|(id, n)| (*id, n.addr.clone()))
+        .collect()
+}
+
+/// The one value a linearizable read of one key returned.
+pub(crate) fn single_value(mut values: Vec<Option<Vec<u8>>>) -> Result<Option<Vec<u8>>> {
+    match (values.pop(), values.is_empty()) {
+        (Some(v), true) => Ok(v),
+        _ => Err(Error::Internal(
+            "the leader answered a read with the wrong count".into(),
+        )),
     }
 }
 
