@@ -18,7 +18,14 @@ pub enum FileKind {
     Lock,
     /// A temporary file left by an interrupted atomic write.
     Temp,
+    /// The directory left to the application embedding the store ([`APP_DIR`]).
+    AppDir,
 }
+
+/// The name of a directory inside the store that the engine never reads, writes or removes:
+/// room for the embedding application's own files beside its data (the cluster keeps its Raft
+/// snapshot files there), so that they live and go with the store.
+pub const APP_DIR: &str = "app";
 
 /// Path of WAL `n`.
 pub fn wal(dir: &Path, n: u64) -> PathBuf {
@@ -69,6 +76,9 @@ fn parse_any(name: &str) -> Option<FileKind> {
     if name == "LOCK" {
         return Some(FileKind::Lock);
     }
+    if name == APP_DIR {
+        return Some(FileKind::AppDir);
+    }
     if name.ends_with(".tmp") {
         return Some(FileKind::Temp);
     }
@@ -103,6 +113,7 @@ mod tests {
         }
         assert_eq!(parse("notes.txt"), None);
         assert_eq!(parse("CURRENT.tmp"), Some(FileKind::Temp));
+        assert_eq!(parse(APP_DIR), Some(FileKind::AppDir));
         assert_eq!(
             parse("18446744073709551615.wal"),
             None,

@@ -123,6 +123,30 @@ fn limits_and_foreign_directories_are_refused() {
     ));
 }
 
+/// The application directory is part of the store, and the engine leaves what is in it alone
+/// through writes, flushes, compactions and reopening.
+#[test]
+fn the_application_directory_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), small_opts()).unwrap();
+    let app = db.app_dir();
+    assert_eq!(app, dir.path().join(strata_engine::filename::APP_DIR));
+    std::fs::create_dir_all(app.join("nested")).unwrap();
+    std::fs::write(app.join("nested").join("7.sst"), b"not a table").unwrap();
+    for i in 0..3000u32 {
+        db.put(format!("k{i}").as_bytes(), b"v").unwrap();
+    }
+    db.flush().unwrap();
+    db.compact_range(None, None, &mut |_| {}).unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), small_opts()).unwrap();
+    assert_eq!(db.get(b"k42").unwrap(), Some(b"v".to_vec()));
+    assert_eq!(
+        std::fs::read(app.join("nested").join("7.sst")).unwrap(),
+        b"not a table"
+    );
+}
+
 #[test]
 fn checkpoint_is_a_consistent_openable_copy() {
     let dir = tempfile::tempdir().unwrap();

@@ -278,6 +278,12 @@ impl Db {
         &self.inner.dir
     }
 
+    /// The directory inside the store left to the embedding application
+    /// ([`filename::APP_DIR`]); not created by the engine.
+    pub fn app_dir(&self) -> PathBuf {
+        self.inner.dir.join(filename::APP_DIR)
+    }
+
     /// Reads the newest value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         read::get(
