@@ -7,11 +7,14 @@
 //! applied index always agree. That batch is not synced on its own: the entries are durable in
 //! the log, and the engine's ordered WAL makes the batch durable with the next synced write.
 //!
-//! A snapshot is a scan of the group's range at an engine snapshot, encoded by
-//! [`snapshot_codec`]; openraft streams it in chunks. Installing one
-//! replaces the range atomically: a range delete, the snapshot's pairs and the applied state in
-//! one synced batch. The last snapshot built or installed is kept in memory for followers that
-//! need it; after a restart openraft rebuilds one when the log has been purged.
+//! A snapshot is a scan of the group's range at an engine snapshot, streamed by
+//! [`snapshot_codec`] into a file in `app/raft-snapshots` in the store's directory; openraft sends
+//! it to a follower in chunks read from that file, and the follower writes them into a file of
+//! its own. Installing one replaces the range atomically: a range delete, the snapshot's pairs
+//! and the applied state in one synced batch, written only once the whole file checked out.
+//! The last snapshot built or installed stays on disk, not in memory, for followers that need
+//! it; after a restart openraft rebuilds one when the log has been purged, and the files an
+//! earlier run left are removed.
 
 #![expect(
     clippy::result_large_err,
@@ -19,7 +22,10 @@
 )]
 
 use std::collections::HashMap;
-use std::io::Cursor;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -40,19 +46,27 @@ use crate::raft::types::{
 const APPLIED: u8 = b'a';
 
 type Entry = openraft::Entry<TypeConfig>;
-/// The last snapshot built or installed: its metadata and bytes.
-type StoredSnapshot = (SnapshotMeta<NodeId, Node>, Vec<u8>);
+/// The directory, under the store's application directory, of every group's snapshot files.
+const SNAPSHOT_DIR: &str = "raft-snapshots";
+
+/// The last snapshot built or installed: its metadata and file.
+type StoredSnapshot = (SnapshotMeta<NodeId, Node>, PathBuf);
 /// The applied log id and membership, as stored.
 type AppliedState = (Option<LogId<NodeId>>, StoredMembership<NodeId, Node>);
 
-/// The state machine of one group. Clones share the engine and the current snapshot.
+/// The state machine of one group. Clones share the engine and the snapshot files.
 #[derive(Debug, Clone)]
 pub struct StateMachine {
     db: Arc<Db>,
     keyspace: Keyspace,
     group: GroupId,
+    /// Where the group's snapshot files go.
+    dir: PathBuf,
     current: Arc<Mutex<Option<StoredSnapshot>>>,
-    built: Arc<std::sync::atomic::AtomicU64>,
+    /// The file a snapshot from the leader is being received into.
+    incoming: Arc<Mutex<Option<PathBuf>>>,
+    /// Numbers the snapshot files (and the ids of snapshots built).
+    files: Arc<AtomicU64>,
 }
 
 fn io<E: std::error::Error + 'static>(
@@ -79,14 +93,38 @@ fn sm_write<E: std::error::Error + 'static>(e: E) -> StorageError {
 }
 
 impl StateMachine {
-    /// The state machine of `keyspace` over `db`.
+    /// The state machine of `keyspace` over `db`. Snapshot files of the group that an earlier
+    /// run left in the store's directory are removed: nothing refers to them any more.
     pub fn new(db: Arc<Db>, keyspace: Keyspace) -> Self {
+        let group = keyspace.group();
+        let dir = db.app_dir().join(SNAPSHOT_DIR);
+        remove_group_files(&dir, group);
         StateMachine {
             db,
             keyspace,
-            group: keyspace.group(),
+            group,
+            dir,
             current: Arc::new(Mutex::new(None)),
-            built: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            incoming: Arc::new(Mutex::new(None)),
+            files: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// A new file name for this group's snapshot files: `g<group>-<n>.<kind>`.
+    fn new_file(&self, kind: &str) -> (u64, PathBuf) {
+        let n = self.files.fetch_add(1, Ordering::Relaxed);
+        (n, self.dir.join(format!("g{}-{n}.{kind}", self.group)))
+    }
+
+    /// Makes `path` the current snapshot's file, removing the one it replaces (a follower
+    /// still reading that one keeps its open file).
+    fn set_current(&self, meta: SnapshotMeta<NodeId, Node>, path: PathBuf) {
+        let old = match self.current.lock() {
+            Ok(mut cur) => cur.replace((meta, path)),
+            Err(_) => None,
+        };
+        if let Some((_, old)) = old {
+            remove_file(&old);
         }
     }
 
@@ -173,17 +211,33 @@ impl StateMachine {
         let (last_applied, membership) = self.read_applied(Some(&snap))?;
         let (start, end) = self.keyspace.range();
         let iter = snap.range(Some(&start), Some(&end)).map_err(sm_read)?;
-        let mut encoder = snapshot_codec::Encoder::new();
-        for item in iter {
-            let (k, v) = item.map_err(sm_read)?;
-            if let Some(user) = self.keyspace.user_key(&k) {
-                encoder.push(user, &v);
+        let (n, path) = self.new_file("snap");
+        let building = path.with_extension("building");
+        let written = (|| -> Result<u64, StorageError> {
+            std::fs::create_dir_all(&self.dir).map_err(snapshot_io)?;
+            let file = File::create(&building).map_err(snapshot_io)?;
+            let mut encoder =
+                snapshot_codec::Encoder::new(BufWriter::new(file)).map_err(snapshot_io)?;
+            for item in iter {
+                let (k, v) = item.map_err(sm_read)?;
+                if let Some(user) = self.keyspace.user_key(&k) {
+                    encoder.push(user, &v).map_err(snapshot_io)?;
+                }
             }
-        }
-        let data = encoder.finish();
-        let n = self
-            .built
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut out = encoder.finish().map_err(snapshot_io)?;
+            out.flush().map_err(snapshot_io)?;
+            // Not synced: after a crash the file is removed and a new snapshot built.
+            let bytes = out.get_ref().metadata().map_err(snapshot_io)?.len();
+            std::fs::rename(&building, &path).map_err(snapshot_io)?;
+            Ok(bytes)
+        })();
+        let bytes = match written {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                remove_file(&building);
+                return Err(e);
+            }
+        };
         let snapshot_id = match last_applied {
             Some(id) => format!("{}-{}-{}-{n}", self.group, id.leader_id, id.index),
             None => format!("{}-none-{n}", self.group),
@@ -193,20 +247,47 @@ impl StateMachine {
             last_membership: membership,
             snapshot_id,
         };
-        tracing::info!(group = self.group, bytes = data.len(), snapshot = %meta.snapshot_id, "built snapshot");
-        if let Ok(mut cur) = self.current.lock() {
-            *cur = Some((meta.clone(), data.clone()));
-        }
+        tracing::info!(group = self.group, bytes, snapshot = %meta.snapshot_id, "built snapshot");
+        let file = File::open(&path).map_err(snapshot_io)?;
+        self.set_current(meta.clone(), path);
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
         })
     }
 
+    /// Installs the snapshot received into `file`, then keeps that file (at `path`) as the
+    /// snapshot this node offers; a snapshot that does not check out is removed.
     fn install_blocking(
         &self,
         meta: SnapshotMeta<NodeId, Node>,
-        data: Vec<u8>,
+        file: File,
+        path: Option<PathBuf>,
+    ) -> Result<(), StorageError> {
+        let installed = self.replace_range(&meta, file);
+        let Some(path) = path else {
+            return installed;
+        };
+        if installed.is_err() {
+            remove_file(&path);
+            return installed;
+        }
+        let (_, current) = self.new_file("snap");
+        match std::fs::rename(&path, &current) {
+            Ok(()) => self.set_current(meta, current),
+            Err(e) => {
+                tracing::warn!(group = self.group, error = %e, "cannot keep the installed snapshot's file");
+                remove_file(&path);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the group's range with the snapshot in `file`, in one synced batch.
+    fn replace_range(
+        &self,
+        meta: &SnapshotMeta<NodeId, Node>,
+        mut file: File,
     ) -> Result<(), StorageError> {
         let sig = Some(meta.signature());
         let snap_err = |e: &dyn std::fmt::Display| {
@@ -216,14 +297,26 @@ impl StateMachine {
                 &SnapshotError(e.to_string()),
             )
         };
-        let pairs = snapshot_codec::decode(&data).map_err(|e| snap_err(&e))?;
         let (start, end) = self.keyspace.range();
         let mut batch = WriteBatch::new();
         batch.delete_range(&start, &end).map_err(|e| snap_err(&e))?;
-        for (k, v) in pairs {
-            batch
-                .put(self.keyspace.key(k), v)
-                .map_err(|e| snap_err(&e))?;
+        let len = file
+            .seek(SeekFrom::End(0))
+            .and_then(|len| file.seek(SeekFrom::Start(0)).map(|_| len))
+            .map_err(|e| snap_err(&e))?;
+        // The pairs go into the batch as they are read; it is written only if the whole file
+        // checks out. Keys and values are within the engine's limits (the reader checks).
+        let mut refused = None;
+        snapshot_codec::read_pairs(BufReader::new(&file), len, &mut |k, v| {
+            if refused.is_none()
+                && let Err(e) = batch.put(self.keyspace.key(k), v)
+            {
+                refused = Some(e);
+            }
+        })
+        .map_err(|e| snap_err(&e))?;
+        if let Some(e) = refused {
+            return Err(snap_err(&e));
         }
         let state: AppliedState = (meta.last_log_id, meta.last_membership.clone());
         batch
@@ -235,10 +328,7 @@ impl StateMachine {
         self.db
             .write(batch, WriteOptions::default())
             .map_err(|e| snap_err(&e))?;
-        tracing::info!(group = self.group, snapshot = %meta.snapshot_id, "installed snapshot");
-        if let Ok(mut cur) = self.current.lock() {
-            *cur = Some((meta, data));
-        }
+        tracing::info!(group = self.group, bytes = len, snapshot = %meta.snapshot_id, "installed snapshot");
         Ok(())
     }
 
@@ -257,6 +347,32 @@ impl StateMachine {
 #[derive(Debug, thiserror::Error)]
 #[error("snapshot: {0}")]
 struct SnapshotError(String);
+
+fn snapshot_io(e: std::io::Error) -> StorageError {
+    storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, &e)
+}
+
+/// Removes a snapshot file; one that is gone already is not an error.
+fn remove_file(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(file = %path.display(), error = %e, "cannot remove a snapshot file");
+    }
+}
+
+/// Removes every snapshot file of `group` in `dir` (files `g<group>-*`).
+fn remove_group_files(dir: &Path, group: GroupId) {
+    let prefix = format!("g{group}-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            remove_file(&entry.path());
+        }
+    }
+}
 
 /// Which reads an apply may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -431,27 +547,63 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let (_, path) = self.new_file("incoming");
+        let file = self
+            .blocking({
+                let path = path.clone();
+                move |sm| {
+                    std::fs::create_dir_all(&sm.dir).map_err(snapshot_io)?;
+                    std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)
+                        .map_err(snapshot_io)
+                }
+            })
+            .await?;
+        // A transfer that was given up on leaves its file: the new one replaces it.
+        let abandoned = match self.incoming.lock() {
+            Ok(mut incoming) => incoming.replace(path),
+            Err(_) => None,
+        };
+        if let Some(old) = abandoned {
+            remove_file(&old);
+        }
+        Ok(Box::new(tokio::fs::File::from_std(file)))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, Node>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
         let meta = meta.clone();
-        let data = snapshot.into_inner();
-        self.blocking(move |sm| sm.install_blocking(meta, data))
+        let mut snapshot = *snapshot;
+        // Writes openraft made through the async file may still be buffered.
+        tokio::io::AsyncWriteExt::flush(&mut snapshot)
+            .await
+            .map_err(snapshot_io)?;
+        let file = snapshot.into_std().await;
+        let path = self.incoming.lock().ok().and_then(|mut p| p.take());
+        self.blocking(move |sm| sm.install_blocking(meta, file, path))
             .await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let cur = self.current.lock().ok().and_then(|c| c.clone());
-        Ok(cur.map(|(meta, data)| Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        }))
+        let Some((meta, path)) = self.current.lock().ok().and_then(|c| c.clone()) else {
+            return Ok(None);
+        };
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => Ok(Some(Snapshot {
+                meta,
+                snapshot: Box::new(file),
+            })),
+            // Replaced by a newer snapshot since the lock was let go: a caller asks again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(snapshot_io(e)),
+        }
     }
 }
 
@@ -481,6 +633,83 @@ mod tests {
             key: key.to_vec(),
             delta,
         }
+    }
+
+    /// Every file of the store's snapshot directory.
+    fn snapshot_files(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(
+            dir.join(strata_engine::filename::APP_DIR)
+                .join(SNAPSHOT_DIR),
+        )
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    async fn read_all(mut file: tokio::fs::File) -> Vec<u8> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        file.seek(SeekFrom::Start(0)).await.unwrap();
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).await.unwrap();
+        bytes
+    }
+
+    /// A snapshot is built into a file, received into another through the async file
+    /// openraft writes its chunks to, and installed: the receiver's range is replaced, its
+    /// own copy becomes the snapshot it offers, and no other file is left. A damaged transfer
+    /// is refused and changes nothing; a restart removes the files.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn snapshots_travel_as_files_and_replace_the_range() {
+        use tokio::io::AsyncWriteExt;
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut a = open(dir_a.path());
+        let entries = (1..=200u64)
+            .map(|i| entry(i, put(format!("k{i:03}").as_bytes(), &[b'v'; 50])))
+            .collect::<Vec<_>>();
+        a.apply(entries).await.unwrap();
+        let built = a.build_snapshot().await.unwrap();
+        assert_eq!(snapshot_files(dir_a.path()).len(), 1);
+        let bytes = read_all(*built.snapshot).await;
+
+        let mut b = open(dir_b.path());
+        b.apply(vec![entry(1, put(b"stale", b"x"))]).await.unwrap();
+        let mut rx = b.begin_receiving_snapshot().await.unwrap();
+        for chunk in bytes.chunks(1000) {
+            rx.write_all(chunk).await.unwrap();
+        }
+        b.install_snapshot(&built.meta, rx).await.unwrap();
+        let key = |k: &[u8]| Keyspace::Partition(3).key(k);
+        assert_eq!(b.db.get(&key(b"k001")).unwrap(), Some(vec![b'v'; 50]));
+        assert_eq!(b.db.get(&key(b"k200")).unwrap(), Some(vec![b'v'; 50]));
+        assert_eq!(b.db.get(&key(b"stale")).unwrap(), None);
+        let (applied, _) = b.applied_state().await.unwrap();
+        assert_eq!(applied, built.meta.last_log_id);
+        let offered = b.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(offered.meta, built.meta);
+        assert_eq!(read_all(*offered.snapshot).await, bytes);
+        let files = snapshot_files(dir_b.path());
+        assert!(files.len() == 1 && files[0].ends_with(".snap"), "{files:?}");
+
+        let mut rx = b.begin_receiving_snapshot().await.unwrap();
+        let mut damaged = bytes.clone();
+        damaged[bytes.len() / 2] ^= 1;
+        rx.write_all(&damaged).await.unwrap();
+        assert!(b.install_snapshot(&built.meta, rx).await.is_err());
+        assert_eq!(b.db.get(&key(b"k100")).unwrap(), Some(vec![b'v'; 50]));
+        assert_eq!(
+            snapshot_files(dir_b.path()),
+            files,
+            "the damaged file is removed"
+        );
+
+        drop((a, b));
+        let _a = open(dir_a.path());
+        assert!(snapshot_files(dir_a.path()).is_empty());
     }
 
     fn open(dir: &std::path::Path) -> StateMachine {
