@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use strata_server::config::DEFAULT_PARTITIONS;
 use strata_server::{ClusterConfig, ServerConfig, TlsConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -80,6 +79,11 @@ pub struct ServerArgs {
     /// created [default: 64].
     #[arg(long, value_name = "P")]
     pub partitions: Option<u16>,
+
+    /// Cluster mode: applied log entries after which each partition group snapshots its state
+    /// and compacts its log [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub snapshot_after_logs: Option<u64>,
 
     /// Join the running cluster that the node at this gRPC address belongs to, as node
     /// --node-id: the node bootstraps nothing and asks to be added to every partition
@@ -150,31 +154,26 @@ impl ServerArgs {
     fn apply_cluster(&self, c: &mut ServerConfig) -> anyhow::Result<()> {
         if let Some(list) = &self.peers {
             let peers = ClusterConfig::parse_peers(list)?;
-            let cluster = c.cluster.get_or_insert_with(|| ClusterConfig {
-                node_id: 0,
-                peers: Vec::new(),
-                partitions: DEFAULT_PARTITIONS,
-                join: None,
-            });
+            let cluster = c.cluster.get_or_insert_with(ClusterConfig::default);
             cluster.peers = peers;
         }
         if let Some(seed) = &self.join {
-            let cluster = c.cluster.get_or_insert_with(|| ClusterConfig {
-                node_id: 0,
-                peers: Vec::new(),
-                partitions: DEFAULT_PARTITIONS,
-                join: None,
-            });
+            let cluster = c.cluster.get_or_insert_with(ClusterConfig::default);
             cluster.join = Some(seed.clone());
         }
         let Some(cluster) = &mut c.cluster else {
-            if self.partitions.is_some() {
-                anyhow::bail!("--partitions needs cluster mode (--peers or --join)");
+            if self.partitions.is_some() || self.snapshot_after_logs.is_some() {
+                anyhow::bail!(
+                    "--partitions and --snapshot-after-logs need cluster mode (--peers or --join)"
+                );
             }
             return Ok(());
         };
         if let Some(p) = self.partitions {
             cluster.partitions = p;
+        }
+        if let Some(n) = self.snapshot_after_logs {
+            cluster.snapshot_after_logs = n;
         }
         if let Some(id) = &self.node_id {
             cluster.node_id = id.parse().with_context(|| {
@@ -226,6 +225,7 @@ fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'stati
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use strata_server::config::{DEFAULT_PARTITIONS, DEFAULT_SNAPSHOT_AFTER_LOGS};
 
     use super::*;
 
@@ -310,7 +310,26 @@ mod tests {
         );
         let args = parse(&["--node-id=2", "--peers=1=127.0.0.1:7401,2=127.0.0.1:7402"]);
         let c = args.config(None).unwrap();
-        assert_eq!(c.cluster.unwrap().partitions, DEFAULT_PARTITIONS);
+        let cluster = c.cluster.unwrap();
+        assert_eq!(cluster.partitions, DEFAULT_PARTITIONS);
+        assert_eq!(cluster.snapshot_after_logs, DEFAULT_SNAPSHOT_AFTER_LOGS);
+        let args = parse(&[
+            "--node-id=2",
+            "--peers=1=127.0.0.1:7401,2=127.0.0.1:7402",
+            "--snapshot-after-logs=500",
+        ]);
+        assert_eq!(
+            args.config(None)
+                .unwrap()
+                .cluster
+                .unwrap()
+                .snapshot_after_logs,
+            500
+        );
+        assert!(
+            parse(&["--snapshot-after-logs=500"]).config(None).is_err(),
+            "a single node has no Raft log"
+        );
         // Without --peers: a single node, as before.
         let c = parse(&["--node-id=n1"]).config(None).unwrap();
         assert!(c.cluster.is_none());

@@ -62,6 +62,10 @@ pub struct ServerConfig {
 /// Default number of partitions of a new cluster.
 pub const DEFAULT_PARTITIONS: u16 = 64;
 
+/// Default number of applied log entries after which a partition group snapshots its state and
+/// compacts its log (etcd's `--snapshot-count` is the same idea).
+pub const DEFAULT_SNAPSHOT_AFTER_LOGS: u64 = 10_000;
+
 /// One member of a cluster: its numeric id and its gRPC address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +82,7 @@ pub struct PeerConfig {
 /// [cluster]
 /// node_id = 1
 /// partitions = 64
+/// snapshot_after_logs = 10000
 /// peers = [
 ///   { id = 1, addr = "127.0.0.1:7401" },
 ///   { id = 2, addr = "127.0.0.1:7402" },
@@ -99,10 +104,31 @@ pub struct ClusterConfig {
     /// member. Harmless on a restart: the request is idempotent.
     #[serde(default)]
     pub join: Option<String>,
+    /// Applied log entries after which each group snapshots its state and compacts its log:
+    /// fewer mean shorter logs and more frequent snapshots.
+    #[serde(default = "default_snapshot_after_logs")]
+    pub snapshot_after_logs: u64,
 }
 
 fn default_partitions() -> u16 {
     DEFAULT_PARTITIONS
+}
+
+fn default_snapshot_after_logs() -> u64 {
+    DEFAULT_SNAPSHOT_AFTER_LOGS
+}
+
+impl Default for ClusterConfig {
+    /// No node id and no peers yet (to be filled in), default partitions and snapshots.
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: 0,
+            peers: Vec::new(),
+            partitions: DEFAULT_PARTITIONS,
+            join: None,
+            snapshot_after_logs: DEFAULT_SNAPSHOT_AFTER_LOGS,
+        }
+    }
 }
 
 impl ClusterConfig {
@@ -138,6 +164,11 @@ impl ClusterConfig {
                 "partitions must be a power of two, not {}",
                 self.partitions
             )));
+        }
+        if self.snapshot_after_logs == 0 {
+            return Err(Error::Config(
+                "snapshot_after_logs must be at least 1".into(),
+            ));
         }
         Ok(members)
     }
@@ -331,7 +362,7 @@ mod tests {
             node_id: 3,
             peers,
             partitions: 8,
-            join: None,
+            ..ClusterConfig::default()
         };
         assert!(c.members().is_err(), "node 3 is not a member");
         c.node_id = 1;
@@ -339,6 +370,10 @@ mod tests {
         c.partitions = 6;
         assert!(c.members().is_err(), "6 is not a power of two");
         c.partitions = 8;
+        c.snapshot_after_logs = 0;
+        assert!(c.members().is_err(), "snapshots after 0 entries");
+        c.snapshot_after_logs = 20;
+        assert!(c.members().is_ok());
         c.peers.push(PeerConfig {
             id: 1,
             addr: "127.0.0.1:3".into(),

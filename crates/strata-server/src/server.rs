@@ -143,6 +143,7 @@ impl Server {
         }
         let mut raft_config = RaftNodeConfig::new(cluster.node_id, members);
         raft_config.partitions = partitions;
+        raft_config.snapshot_after_logs = cluster.snapshot_after_logs;
         raft_config.token = config.token.clone();
         raft_config.peer_tls = peer_ca
             .clone()

@@ -240,7 +240,7 @@ async fn start_cluster(
                     node_id: i as u64 + 1,
                     peers: peers.to_vec(),
                     partitions: 8,
-                    join: None,
+                    ..Default::default()
                 });
                 tweak(c);
             })
@@ -363,7 +363,7 @@ async fn cluster_peers_talk_tls_checked_against_the_ca() {
         node_id: 1,
         peers: peers.clone(),
         partitions: 8,
-        join: None,
+        ..Default::default()
     });
     let e = strata_server::Server::bind(config).await.err().unwrap();
     assert!(e.to_string().contains("needs the CA"), "{e}");
