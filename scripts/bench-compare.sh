@@ -106,22 +106,31 @@ run_strata() {
     >>"$RESULTS"
 }
 
+# The engines whose binary exists, in the order they run.
+ENGINES=(strata)
+[ -n "$FJALL_BIN" ] && ENGINES+=(fjall)
+engine_bin() {
+  if [ "$1" = fjall ]; then echo "$FJALL_BIN"; else echo "$STRATA"; fi
+}
+
 run_db_bench 1 --benchmarks=fillrandom,readrandom,readmissing
+for engine in "${ENGINES[@]}"; do
+  run_strata "$(engine_bin "$engine")" "$engine" --benchmarks fillrandom,readrandom,readmissing,coldread
+done
+
+# The synced phases come last and back to back, each engine's right after the others', since
+# the disk's sync latency drifts from minute to minute: the ratios between them are only fair
+# when they ran within seconds of each other.
 # RocksDB 7.8.3's db_bench fillsync does --num synced writes per thread, not num/1000 as LevelDB's
 # did (and as `strata bench` does): --writes brings it to the same count over the same keys.
 SYNC_WRITES=$(( NUM / 1000 > 0 ? NUM / 1000 : 1 ))
 run_db_bench "$SYNC_THREADS" --benchmarks=fillsync --writes="$SYNC_WRITES"
+for engine in "${ENGINES[@]}"; do
+  run_strata "$(engine_bin "$engine")" "$engine" --benchmarks fillsync --threads "$SYNC_THREADS"
+done
 run_db_bench 1 --benchmarks=fillsync --writes="$SYNC_WRITES"
-
-for engine in strata fjall; do
-  bin="$STRATA"
-  if [ "$engine" = fjall ]; then
-    [ -n "$FJALL_BIN" ] || continue
-    bin="$FJALL_BIN"
-  fi
-  run_strata "$bin" "$engine" --benchmarks fillrandom,readrandom,readmissing,coldread
-  run_strata "$bin" "$engine" --benchmarks fillsync,rawsync --threads 1
-  run_strata "$bin" "$engine" --benchmarks fillsync --threads "$SYNC_THREADS"
+for engine in "${ENGINES[@]}"; do
+  run_strata "$(engine_bin "$engine")" "$engine" --benchmarks fillsync,rawsync --threads 1
 done
 
 echo "== results in $RESULTS" >&2
