@@ -14,6 +14,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::{FileLock, FileSystem, RandomAccessFile, WritableFile, parent_dir};
 use crate::error::{Error, Result};
 
+/// The largest step in which a file reserves space ahead of its writes here
+/// ([`WritableFile::preallocate_in_chunks`]).
+const MAX_RESERVE_STEP: usize = 4096;
+
 #[derive(Debug, Default)]
 struct Inode {
     data: Vec<u8>,
@@ -146,13 +150,21 @@ impl FaultFs {
     }
 
     /// A handle writing to `inode` from byte `start` on.
-    fn writer(&self, path: &Path, inode: u64, start: u64) -> Box<dyn WritableFile> {
+    fn writer(
+        &self,
+        path: &Path,
+        inode: u64,
+        start: u64,
+        appending: bool,
+    ) -> Box<dyn WritableFile> {
         Box::new(FaultWritable {
             fs: self.clone(),
             path: path.to_path_buf(),
             inode,
             len: start,
             offset: usize::try_from(start).unwrap_or(usize::MAX),
+            chunk: 0,
+            appending,
         })
     }
 
@@ -177,6 +189,10 @@ struct FaultWritable {
     len: u64,
     /// Where the next write lands in the file.
     offset: usize,
+    /// Bytes reserved ahead of the writes at a time (0: none), as `fallocate` does: the file
+    /// grows by zeros, which are durable once synced like any other bytes.
+    chunk: usize,
+    appending: bool,
 }
 
 impl WritableFile for FaultWritable {
@@ -190,8 +206,12 @@ impl WritableFile for FaultWritable {
             .get_mut(&self.inode)
             .ok_or_else(|| not_found(&self.path))?;
         let end = self.offset + data.len();
-        if inode.data.len() < end {
-            inode.data.resize(end, 0);
+        let reserved = match self.chunk {
+            0 => end,
+            chunk => end.div_ceil(chunk) * chunk,
+        };
+        if inode.data.len() < reserved {
+            inode.data.resize(reserved, 0);
         }
         if let Some(slot) = inode.data.get_mut(self.offset..end) {
             slot.copy_from_slice(data);
@@ -221,6 +241,13 @@ impl WritableFile for FaultWritable {
 
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn preallocate_in_chunks(&mut self, chunk: u64) {
+        if !self.appending {
+            // Small steps model the same zero tail without copying megabytes per sync.
+            self.chunk = usize::try_from(chunk).unwrap_or(0).min(MAX_RESERVE_STEP);
+        }
     }
 }
 
@@ -274,17 +301,17 @@ impl Drop for FaultLock {
 impl FileSystem for FaultFs {
     fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
         let inode = self.new_file(path)?;
-        Ok(self.writer(path, inode, 0))
+        Ok(self.writer(path, inode, 0, false))
     }
 
     fn open_append(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
         let (inode, len) = self.existing(path)?;
-        Ok(self.writer(path, inode, len))
+        Ok(self.writer(path, inode, len, true))
     }
 
     fn open_overwrite(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
         let (inode, _) = self.existing(path)?;
-        Ok(self.writer(path, inode, 0))
+        Ok(self.writer(path, inode, 0, false))
     }
 
     fn open_random(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {

@@ -29,6 +29,11 @@ pub trait WritableFile: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Asks the file to reserve space ahead of its writes, `chunk` bytes at a time, so that
+    /// most appends land inside the file's size instead of growing it (a synced append then
+    /// commits no size change). The reserved space reads as zeros. A no-op where unsupported
+    /// and for files opened to append after their end.
+    fn preallocate_in_chunks(&mut self, _chunk: u64) {}
 }
 
 /// A file opened for reads at arbitrary offsets, shared between threads.

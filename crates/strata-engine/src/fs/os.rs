@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
+use nix::fcntl::{FallocateFlags, PosixFadviseAdvice, fallocate, posix_fadvise};
 
 use super::{FileLock, FileSystem, RandomAccessFile, WritableFile};
 use crate::error::{Error, Result};
@@ -23,6 +23,49 @@ struct OsWritable {
     file: File,
     buf: Vec<u8>,
     len: u64,
+    /// The file's size on disk, reserved space included.
+    allocated: u64,
+    /// Bytes reserved at a time (0: none).
+    chunk: u64,
+    /// Opened with `O_APPEND`, where reserving space would put later writes after it.
+    appending: bool,
+}
+
+impl OsWritable {
+    fn new(path: &Path, file: File, len: u64, allocated: u64, appending: bool) -> Self {
+        OsWritable {
+            path: path.to_path_buf(),
+            file,
+            buf: Vec::with_capacity(WRITE_BUFFER),
+            len,
+            allocated,
+            chunk: 0,
+            appending,
+        }
+    }
+
+    /// Reserves space up to a whole number of chunks past `end`, the file's size once the next
+    /// write is done, if that is past what is reserved. A file system that cannot reserve is
+    /// not asked again; the writes then grow the file, as without reservation.
+    fn reserve(&mut self, end: u64) {
+        if self.chunk == 0 || end <= self.allocated {
+            return;
+        }
+        let target = end.div_ceil(self.chunk) * self.chunk;
+        let (Ok(offset), Ok(len)) = (
+            i64::try_from(self.allocated),
+            i64::try_from(target - self.allocated),
+        ) else {
+            return;
+        };
+        match fallocate(&self.file, FallocateFlags::empty(), offset, len) {
+            Ok(()) => self.allocated = target,
+            Err(e) => {
+                tracing::debug!(file = %self.path.display(), error = %e, "cannot reserve file space; writing without");
+                self.chunk = 0;
+            }
+        }
+    }
 }
 
 impl WritableFile for OsWritable {
@@ -32,6 +75,7 @@ impl WritableFile for OsWritable {
             self.flush()?;
         }
         if data.len() >= WRITE_BUFFER {
+            self.reserve(self.len);
             return self
                 .file
                 .write_all(data)
@@ -43,6 +87,7 @@ impl WritableFile for OsWritable {
 
     fn flush(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
+            self.reserve(self.len);
             self.file
                 .write_all(&self.buf)
                 .map_err(|e| Error::io(&self.path, e))?;
@@ -58,6 +103,12 @@ impl WritableFile for OsWritable {
 
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn preallocate_in_chunks(&mut self, chunk: u64) {
+        if !self.appending {
+            self.chunk = chunk;
+        }
     }
 }
 
@@ -104,12 +155,7 @@ impl FileLock for OsLock {}
 impl FileSystem for OsFs {
     fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
         let file = File::create(path).map_err(|e| Error::io(path, e))?;
-        Ok(Box::new(OsWritable {
-            path: path.to_path_buf(),
-            file,
-            buf: Vec::with_capacity(WRITE_BUFFER),
-            len: 0,
-        }))
+        Ok(Box::new(OsWritable::new(path, file, 0, 0, false)))
     }
 
     fn open_append(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
@@ -118,12 +164,7 @@ impl FileSystem for OsFs {
             .open(path)
             .map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        Ok(Box::new(OsWritable {
-            path: path.to_path_buf(),
-            file,
-            buf: Vec::with_capacity(WRITE_BUFFER),
-            len,
-        }))
+        Ok(Box::new(OsWritable::new(path, file, len, len, true)))
     }
 
     fn open_overwrite(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
@@ -131,12 +172,8 @@ impl FileSystem for OsFs {
             .write(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
-        Ok(Box::new(OsWritable {
-            path: path.to_path_buf(),
-            file,
-            buf: Vec::with_capacity(WRITE_BUFFER),
-            len: 0,
-        }))
+        let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        Ok(Box::new(OsWritable::new(path, file, 0, size, false)))
     }
 
     fn open_random(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {

@@ -39,4 +39,4 @@ mod tests;
 
 pub use format::{FORMAT_VERSION, MAX_RECORD_LEN};
 pub use reader::{RecoveryMode, WalContents, decode_wal, read_wal};
-pub use writer::WalWriter;
+pub use writer::{PREALLOCATION_CHUNK, WalWriter};

@@ -41,9 +41,11 @@ pub struct WalContents {
     pub log_number: u64,
 }
 
-/// Reads a whole log. A torn tail (an incomplete last record, or a bad checksum on the final
-/// record with nothing valid after it, or a zero-filled tail) is cut off: the file is truncated
-/// to the end of the last whole record via `fs.truncate`, and reported in `truncated_at`.
+/// Reads a whole log. Zeros after the last record are the space the writer reserved ahead
+/// ([`PREALLOCATION_CHUNK`](super::PREALLOCATION_CHUNK)): the log's end, left as it is. A torn
+/// tail (an incomplete last record, or a bad checksum on the final record with nothing valid
+/// after it) is cut off: the file is truncated to the end of the last whole record via
+/// `fs.truncate`, and reported in `truncated_at`.
 /// Damage before the tail is [`Error::Corruption`]/[`Error::ChecksumMismatch`] naming the file
 /// and offset, unless mode is [`RecoveryMode::SkipDamaged`], where the reader resynchronises on
 /// the next valid record and counts what it skipped.
@@ -99,6 +101,13 @@ pub fn decode_wal(bytes: &[u8], file: &Path, mode: RecoveryMode) -> Result<WalCo
             }
             Err(damage) => damage,
         };
+        // Space the writer reserved and never reached: the log's end, not a torn tail.
+        if bytes
+            .get(pos..)
+            .is_some_and(|rest| rest.iter().all(|&b| b == 0))
+        {
+            break;
+        }
         match (next_valid_record(bytes, pos + 1, log), mode) {
             (None, _) => {
                 contents.truncated_at = Some(pos as u64);
