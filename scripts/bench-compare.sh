@@ -167,7 +167,7 @@ raw = fig("disk", "rawsync")
 one = fig("strata", "fillsync", 1)
 many = [r for r in rows if r["engine"] == "strata" and r["workload"] == "fillsync" and r["threads"] > 1]
 if raw:
-    print(f"\nraw fdatasync (100-byte appends): {raw['ops_per_sec']:.0f}/s, p50 {raw['p50_us']:.0f} us")
+    print(f"\nraw fdatasync (100-byte appends into reserved space): {raw['ops_per_sec']:.0f}/s, p50 {raw['p50_us']:.0f} us")
     if one:
         print(f"strata 1 synced writer: {one['ops_per_sec']:.0f}/s = "
               f"{100 * one['ops_per_sec'] / raw['ops_per_sec']:.0f}% of raw (target >= 80%)")
