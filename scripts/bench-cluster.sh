@@ -9,27 +9,31 @@
 #   scripts/bench-cluster.sh --duration 3        # a quick smoke run
 #
 # Options: --duration SECS per phase (default 15), --partitions P (Strata, default 8),
-# --clients N (default 64), --out DIR (default target/bench-cluster/<time>). Needs `etcd`
-# (Debian: etcd-server) and python3. Every client writes 16-byte keys and 100-byte values over
-# a keyspace of 100,000 keys; every write is acknowledged after a majority has synced it; reads
-# are linearizable on both systems (Strata's default; etcd's `serializable = false`). Clients
-# are spread round-robin over the three members of each cluster; Strata's client then sends
-# each request to its partition's leader (Admin.Routes), while etcd's members forward
-# proposals to their leader over Raft and serve linearizable reads themselves (ReadIndex).
+# --clients N (default 64), --conns N (the clients of both systems share N connections, as
+# etcd's `benchmark --conns`; default: one connection per client), --out DIR (default
+# target/bench-cluster/<time>). Needs `etcd` (Debian: etcd-server) and python3. Every client
+# writes 16-byte keys and 100-byte values over a keyspace of 100,000 keys; every write is
+# acknowledged after a majority has synced it; reads are linearizable on both systems
+# (Strata's default; etcd's `serializable = false`). Connections are spread round-robin over
+# the three members of each cluster; Strata's client then sends each request to its
+# partition's leader (Admin.Routes), while etcd's members forward proposals to their leader
+# over Raft and serve linearizable reads themselves (ReadIndex).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=15
 PARTITIONS=8
 CLIENTS=64
+CONNS=""
 OUT="target/bench-cluster/$(date +%Y%m%d-%H%M%S)"
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION="$2"; shift 2 ;;
     --partitions) PARTITIONS="$2"; shift 2 ;;
     --clients) CLIENTS="$2"; shift 2 ;;
+    --conns) CONNS="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -76,6 +80,9 @@ done
 STRATA_TARGET="grpc://127.0.0.1:27401,127.0.0.1:27402,127.0.0.1:27403"
 ETCD_TARGET="etcd://127.0.0.1:27371,127.0.0.1:27372,127.0.0.1:27373"
 COMMON=(--key-size 16 --value-size 100 --num 100000 --duration "$DURATION" --json)
+if [ -n "$CONNS" ]; then
+  COMMON+=(--conns "$CONNS")
+fi
 
 # Both clusters are ready when a single write goes through (bounded: 60 tries, 1 s apart).
 wait_ready() {

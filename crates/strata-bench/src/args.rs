@@ -100,6 +100,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "URL")]
     pub target: Option<Target>,
 
+    /// Share this many connections among the client threads of a `grpc://` or `etcd://`
+    /// target (HTTP/2 multiplexes their calls, as etcd's `benchmark --conns`) instead of
+    /// opening one per thread. Each thread still has one request in flight.
+    #[arg(long, value_name = "N")]
+    pub conns: Option<usize>,
+
     /// Access token for --target (gRPC `authorization: Bearer`, RESP `AUTH`).
     #[arg(long, env = "STRATA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -137,6 +143,7 @@ impl Default for BenchArgs {
             compression: Compression::None,
             engine: EngineKind::Strata,
             target: None,
+            conns: None,
             token: None,
             distribution: Distribution::Uniform,
             seed: 301,
@@ -159,6 +166,9 @@ impl BenchArgs {
         }
         if self.threads == 0 {
             return invalid("--threads", "must be at least 1".into());
+        }
+        if self.conns == Some(0) {
+            return invalid("--conns", "must be at least 1".into());
         }
         if self.batch_size == 0 {
             return invalid("--batch-size", "must be at least 1".into());

@@ -93,7 +93,11 @@ pub fn run(
     for w in workloads {
         if let (true, Some(target)) = (w.needs_store(), &args.target) {
             if store.is_none() {
-                let opened = backend::open_target(target, args.token.as_deref())?;
+                let opened = backend::open_target(
+                    target,
+                    args.token.as_deref(),
+                    backend::conns::Conns::from_arg(args.conns),
+                )?;
                 output.notes.extend(opened.notes);
                 store = Some(opened.backend);
             }

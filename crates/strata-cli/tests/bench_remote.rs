@@ -9,11 +9,13 @@ use std::process::Command;
 
 use common::process::ServerProcess;
 
-fn bench(target: &str, benchmarks: &str) -> (Vec<serde_json::Value>, String) {
+fn bench(target: &str, benchmarks: &str, extra: &[&str]) -> (Vec<serde_json::Value>, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(["bench", "--target", target, "--benchmarks", benchmarks])
-        .args(["--num", "200", "--threads", "2", "--json", "--data"])
+        .args(["--num", "200", "--threads", "2", "--json"])
+        .args(extra)
+        .arg("--data")
         .arg(dir.path().join("bench"))
         .env_remove("STRATA_TOKEN")
         .output()
@@ -44,6 +46,7 @@ fn a_tiny_remote_bench_runs_over_grpc_and_resp() {
     let (results, _) = bench(
         &target,
         "fillseq,readrandom,seekrandom,readseq,fillsync,ycsba",
+        &[],
     );
     assert_eq!(results.len(), 6);
     for r in &results {
@@ -59,11 +62,30 @@ fn a_tiny_remote_bench_runs_over_grpc_and_resp() {
     assert_eq!(find(&results, "fillsync")["ops"], 2);
 
     let target = format!("redis://{}", server.redis);
-    let (results, stderr) = bench(&target, "fillseq,readrandom,seekrandom,deleterandom");
+    let (results, stderr) = bench(&target, "fillseq,readrandom,seekrandom,deleterandom", &[]);
     assert_eq!(results.len(), 3, "seekrandom is skipped over RESP");
     assert!(stderr.contains("seekrandom skipped"), "{stderr}");
     assert_eq!(find(&results, "readrandom")["engine"], "redis");
     assert_eq!(find(&results, "readrandom")["found"], 400);
     assert_eq!(find(&results, "deleterandom")["ops"], 400);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn grpc_threads_can_share_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let target = format!("grpc://{}", server.grpc);
+    let (results, stderr) = bench(&target, "fillseq,readrandom", &["--conns", "1"]);
+    assert!(stderr.contains("share 1 connection"), "{stderr}");
+    assert_eq!(find(&results, "fillseq")["ops"], 400);
+    assert_eq!(find(&results, "readrandom")["found"], 400);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["bench", "--target", &target, "--conns", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--conns"));
     assert!(server.stop().success());
 }

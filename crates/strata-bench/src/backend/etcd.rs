@@ -1,18 +1,19 @@
 //! The `etcd` backend: an etcd v3 cluster through its gRPC KV API (`Put` and `Range`), so a
 //! Strata cluster and an etcd cluster run the same workloads through the same runner.
 //!
-//! Each benchmark thread gets its own connection and current-thread runtime, as with the
-//! [`grpc`](super::grpc) backend, and the threads are spread round-robin over the endpoints
-//! given (`etcd://HOST:PORT,HOST:PORT,...`), as etcd's own benchmark tool spreads its clients.
+//! Each benchmark thread gets its own connection and current-thread runtime, or one of
+//! `--conns N` shared connections ([`Conns`]), as with the [`grpc`](super::grpc) backend, and
+//! the connections are spread round-robin over the endpoints given
+//! (`etcd://HOST:PORT,HOST:PORT,...`), as etcd's own benchmark tool spreads its clients.
 //! Writes are acknowledged by etcd after its Raft entry commits (etcd syncs its WAL); reads are
 //! linearizable (`serializable = false`), the default of both etcd and Strata.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::runtime::Runtime;
 use tonic::transport::Channel;
 
+use super::conns::{Blocker, Conns, SharedClients};
 use super::target::Endpoints;
 use super::{Backend, Opened};
 use crate::error::{Error, Result};
@@ -28,50 +29,77 @@ mod pb {
 
 use pb::kv_client::KvClient;
 
-/// One connection to one etcd member.
+/// One client thread's connection to an etcd member (its own, or a shared one).
 pub struct Etcd {
-    runtime: Runtime,
+    blocker: Blocker,
     client: KvClient<Channel>,
-    endpoints: Arc<Endpoints>,
+    source: Arc<Source>,
+}
+
+/// Where the threads' connections come from.
+#[derive(Debug)]
+enum Source {
+    /// Each thread connects to the next endpoint.
+    PerThread(Endpoints),
+    /// Threads take turns at clients made once.
+    Shared(SharedClients<KvClient<Channel>>),
 }
 
 impl std::fmt::Debug for Etcd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Etcd")
-            .field("endpoints", &self.endpoints)
-            .finish()
+            .field("source", &self.source)
+            .finish_non_exhaustive()
     }
 }
 
-/// Connects to the first of `addrs` and checks that it answers a read.
-pub fn open(addrs: &[String]) -> Result<Opened> {
-    let endpoints = Arc::new(Endpoints::new(addrs));
-    let first = Etcd::connect(Arc::clone(&endpoints))?;
+/// Connects to the members `addrs` (checking one answers a read), giving threads their
+/// connections as `conns` says.
+pub fn open(addrs: &[String], conns: Conns) -> Result<Opened> {
+    let endpoints = Endpoints::new(addrs);
+    let source = match conns {
+        Conns::PerThread => Source::PerThread(endpoints),
+        Conns::Shared(n) => Source::Shared(SharedClients::connect(NAME, n, |blocker, _| {
+            connect_client(blocker, endpoints.next())
+        })?),
+    };
+    let first = Etcd::new(Arc::new(source))?;
     first.get(b"strata-bench-probe")?;
+    let mut notes = vec![
+        "etcd: writes are acknowledged after Raft commit (WAL synced), whatever --sync says; \
+         reads are linearizable"
+            .to_owned(),
+    ];
+    if let Conns::Shared(n) = conns {
+        notes.push(format!("etcd: the threads share {n} connection(s)"));
+    }
     Ok(Opened {
         backend: Arc::new(first),
-        notes: vec![
-            "etcd: writes are acknowledged after Raft commit (WAL synced), whatever --sync says; \
-             reads are linearizable"
-                .to_owned(),
-        ],
+        notes,
     })
 }
 
+fn connect_client(blocker: &Blocker, addr: &str) -> Result<KvClient<Channel>> {
+    blocker
+        .block_on(KvClient::connect(format!("http://{addr}")))
+        .map_err(|e| Error::backend(NAME, "connect", e))
+}
+
 impl Etcd {
-    fn connect(endpoints: Arc<Endpoints>) -> Result<Etcd> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::backend(NAME, "start runtime", e))?;
-        let addr = format!("http://{}", endpoints.next());
-        let client = runtime
-            .block_on(KvClient::connect(addr))
-            .map_err(|e| Error::backend(NAME, "connect", e))?;
+    /// The next thread's connection from `source`.
+    fn new(source: Arc<Source>) -> Result<Etcd> {
+        let (blocker, client) = match &*source {
+            Source::PerThread(endpoints) => {
+                let blocker = Blocker::own(NAME)?;
+                let client = connect_client(&blocker, endpoints.next())?;
+                (blocker, client)
+            }
+            Source::Shared(shared) => shared.take(),
+        };
         Ok(Etcd {
-            runtime,
+            blocker,
             client,
-            endpoints,
+            source,
         })
     }
 }
@@ -88,7 +116,7 @@ impl Backend for Etcd {
         };
         let mut client = self.client.clone();
         let reply = self
-            .runtime
+            .blocker
             .block_on(client.range(request))
             .map_err(|e| Error::backend(NAME, "range", e))?;
         Ok(reply.into_inner().kvs.into_iter().next().map(|kv| kv.value))
@@ -101,7 +129,7 @@ impl Backend for Etcd {
             lease: 0,
         };
         let mut client = self.client.clone();
-        self.runtime
+        self.blocker
             .block_on(client.put(request))
             .map_err(|e| Error::backend(NAME, "put", e))?;
         Ok(())
@@ -133,7 +161,7 @@ impl Backend for Etcd {
     }
 
     fn thread_client(&self) -> Result<Option<Box<dyn Backend>>> {
-        Ok(Some(Box::new(Etcd::connect(Arc::clone(&self.endpoints))?)))
+        Ok(Some(Box::new(Etcd::new(Arc::clone(&self.source))?)))
     }
 
     fn unsupported(&self, workload: Workload) -> Option<&'static str> {

@@ -1,75 +1,102 @@
 //! The `grpc` backend: a Strata server through its gRPC API ([`strata_client`]).
 //!
-//! Each benchmark thread gets its own [`Grpc`] (see [`Backend::thread_client`]): its own
-//! connection and a small current-thread runtime that it blocks on for every call, as a
-//! synchronous client would. Given several members of a cluster, the threads are spread over
-//! them round-robin (each member forwards what it does not lead). Every write the server
+//! Each benchmark thread gets its own [`Grpc`] (see [`Backend::thread_client`]): by default
+//! its own connection and a small current-thread runtime that it blocks on for every call, as
+//! a synchronous client would; with `--conns N`, one of `N` clients shared by all threads
+//! ([`Conns`]). Given several members of a cluster, the connections are spread over them
+//! round-robin (each member forwards what it does not lead). Every write the server
 //! acknowledges is synced (through its group commit), so `sync = false` cannot be honoured and
 //! `fillsync` measures what every write costs.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use strata_client::{Batch, Client, ClientOptions};
-use tokio::runtime::Runtime;
-
+use super::conns::{Blocker, Conns, SharedClients};
 use super::target::Endpoints;
 use super::{Backend, Opened};
 use crate::error::{Error, Result};
+use strata_client::{Batch, Client, ClientOptions};
 
 const NAME: &str = "grpc";
 
-/// One connection to a Strata server.
+/// One client thread's connection to a Strata server (its own, or a shared one).
 pub struct Grpc {
-    runtime: Runtime,
+    blocker: Blocker,
     client: Client,
-    addr: String,
-    opts: ClientOptions,
-    endpoints: Arc<Endpoints>,
+    source: Arc<Source>,
+}
+
+/// Where the threads' connections come from.
+#[derive(Debug)]
+enum Source {
+    /// Each thread connects to the next endpoint.
+    PerThread {
+        endpoints: Endpoints,
+        opts: ClientOptions,
+    },
+    /// Threads take turns at clients made once.
+    Shared(SharedClients<Client>),
 }
 
 impl std::fmt::Debug for Grpc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Grpc").field("addr", &self.addr).finish()
+        f.debug_struct("Grpc")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
     }
 }
 
-/// Connects to the first server of `addrs` (checking it answers), with `token` when given.
-pub fn open(addrs: &[String], token: Option<&str>) -> Result<Opened> {
+/// Connects to the servers `addrs` (checking one answers), with `token` when given, giving
+/// threads their connections as `conns` says.
+pub fn open(addrs: &[String], token: Option<&str>, conns: Conns) -> Result<Opened> {
     let opts = ClientOptions {
         token: token.map(str::to_owned),
         // A benchmark reports failures rather than hiding them behind retries.
         max_retries: 0,
         ..ClientOptions::default()
     };
-    let endpoints = Arc::new(Endpoints::new(addrs));
-    let first = Grpc::connect(endpoints, opts)?;
+    let endpoints = Endpoints::new(addrs);
+    let source = match conns {
+        Conns::PerThread => Source::PerThread { endpoints, opts },
+        Conns::Shared(n) => Source::Shared(SharedClients::connect(NAME, n, |blocker, _| {
+            connect_client(blocker, endpoints.next(), &opts)
+        })?),
+    };
+    let first = Grpc::new(Arc::new(source))?;
     first.call("status", first.client.status())?;
+    let mut notes = vec![
+        "grpc: every write is synced by the server (group commit), whatever --sync says".to_owned(),
+    ];
+    if let Conns::Shared(n) = conns {
+        notes.push(format!("grpc: the threads share {n} connection(s)"));
+    }
     Ok(Opened {
         backend: Arc::new(first),
-        notes: vec![
-            "grpc: every write is synced by the server (group commit), whatever --sync says"
-                .to_owned(),
-        ],
+        notes,
     })
 }
 
+fn connect_client(blocker: &Blocker, addr: &str, opts: &ClientOptions) -> Result<Client> {
+    blocker
+        .block_on(Client::connect(addr, opts.clone()))
+        .map_err(|e| Error::backend(NAME, "connect", e))
+}
+
 impl Grpc {
-    fn connect(endpoints: Arc<Endpoints>, opts: ClientOptions) -> Result<Grpc> {
-        let addr = endpoints.next().to_owned();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::backend(NAME, "start runtime", e))?;
-        let client = runtime
-            .block_on(Client::connect(&addr, opts.clone()))
-            .map_err(|e| Error::backend(NAME, "connect", e))?;
+    /// The next thread's connection from `source`.
+    fn new(source: Arc<Source>) -> Result<Grpc> {
+        let (blocker, client) = match &*source {
+            Source::PerThread { endpoints, opts } => {
+                let blocker = Blocker::own(NAME)?;
+                let client = connect_client(&blocker, endpoints.next(), opts)?;
+                (blocker, client)
+            }
+            Source::Shared(shared) => shared.take(),
+        };
         Ok(Grpc {
-            runtime,
+            blocker,
             client,
-            addr,
-            opts,
-            endpoints,
+            source,
         })
     }
 
@@ -78,7 +105,7 @@ impl Grpc {
         op: &'static str,
         fut: impl Future<Output = strata_client::Result<T>>,
     ) -> Result<T> {
-        self.runtime
+        self.blocker
             .block_on(fut)
             .map_err(|e| Error::backend(NAME, op, e))
     }
@@ -133,9 +160,6 @@ impl Backend for Grpc {
     }
 
     fn thread_client(&self) -> Result<Option<Box<dyn Backend>>> {
-        Ok(Some(Box::new(Grpc::connect(
-            Arc::clone(&self.endpoints),
-            self.opts.clone(),
-        )?)))
+        Ok(Some(Box::new(Grpc::new(Arc::clone(&self.source))?)))
     }
 }

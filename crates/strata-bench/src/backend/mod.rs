@@ -5,8 +5,10 @@
 //! The model is thread-per-client: the runner starts `--threads` OS threads, each calling the
 //! blocking methods of the backend. An engine in this process is shared by every thread through
 //! an `Arc`; a remote backend (gRPC, RESP) gives each thread a connection of its own through
-//! [`Backend::thread_client`], as independent clients would have.
+//! [`Backend::thread_client`], as independent clients would have, or for gRPC and etcd one of
+//! a few shared ones ([`conns`]).
 
+pub mod conns;
 pub mod embedded;
 pub mod etcd;
 #[cfg(feature = "fjall")]
@@ -20,6 +22,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::workload::Workload;
+use conns::Conns;
 
 pub use target::Target;
 
@@ -128,12 +131,14 @@ pub struct Opened {
     pub notes: Vec<String>,
 }
 
-/// Connects to the server `target`, presenting `token` when given.
-pub fn open_target(target: &Target, token: Option<&str>) -> Result<Opened> {
+/// Connects to the server `target`, presenting `token` when given; `conns` says whether the
+/// client threads share connections (gRPC and etcd targets; a RESP connection is never shared,
+/// its replies come in order).
+pub fn open_target(target: &Target, token: Option<&str>, conns: Conns) -> Result<Opened> {
     match target {
-        Target::Grpc(_) => grpc::open(&target.addrs(), token),
+        Target::Grpc(_) => grpc::open(&target.addrs(), token, conns),
         Target::Redis(addr) => resp::open(addr, token),
-        Target::Etcd(_) => etcd::open(&target.addrs()),
+        Target::Etcd(_) => etcd::open(&target.addrs(), conns),
     }
 }
 
