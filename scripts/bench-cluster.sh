@@ -8,6 +8,9 @@
 #   scripts/bench-cluster.sh                     # the BENCHMARKS.md run
 #   scripts/bench-cluster.sh --duration 3        # a quick smoke run
 #
+# Beside each figure: the three servers' CPU time (user + system, from /proc) per operation,
+# which shows how much of the machine each system spends on a write or a read.
+#
 # Options: --duration SECS per phase (default 15), --partitions P (Strata, default 8),
 # --clients N (default 64), --conns N (the clients of both systems share N connections, as
 # etcd's `benchmark --conns`; default: one connection per client), --out DIR (default
@@ -33,7 +36,7 @@ while [ $# -gt 0 ]; do
     --clients) CLIENTS="$2"; shift 2 ;;
     --conns) CONNS="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -52,6 +55,8 @@ cargo build --release -q -p strata-cli
 STRATA="${CARGO_TARGET_DIR:-target}/release/strata"
 
 PIDS=()
+STRATA_PIDS=()
+ETCD_PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -65,6 +70,7 @@ for i in 1 2 3; do
     --partitions "$PARTITIONS" --grpc "127.0.0.1:2740$i" --redis "127.0.0.1:2738$i" \
     --http "127.0.0.1:2748$i" >"$OUT/strata$i.out" 2>"$OUT/strata$i.err" &
   PIDS+=($!)
+  STRATA_PIDS+=($!)
 done
 # etcd: clients 27371-27373, peers 27391-27393.
 INITIAL="e1=http://127.0.0.1:27391,e2=http://127.0.0.1:27392,e3=http://127.0.0.1:27393"
@@ -75,6 +81,7 @@ for i in 1 2 3; do
     --initial-cluster "$INITIAL" --initial-cluster-state new \
     --initial-cluster-token strata-bench-cluster >"$OUT/etcd$i.log" 2>&1 &
   PIDS+=($!)
+  ETCD_PIDS+=($!)
 done
 
 STRATA_TARGET="grpc://127.0.0.1:27401,127.0.0.1:27402,127.0.0.1:27403"
@@ -101,17 +108,32 @@ echo "== waiting for both clusters" >&2
 wait_ready "$STRATA_TARGET"
 wait_ready "$ETCD_TARGET"
 
+# CPU seconds (user + system) the given processes have used so far.
+cpu_seconds() {
+  local ticks=0 pid
+  for pid in "$@"; do
+    ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$ticks $(getconf CLK_TCK)" | awk '{printf "%.2f", $1 / $2}'
+}
+
 run() {
-  local system="$1" target="$2" threads="$3" workload="$4"
+  local system="$1" target="$2" threads="$3" workload="$4" before after
+  local -n pids="${system^^}_PIDS"
   echo "== $system: $workload, $threads clients" >&2
+  before=$(cpu_seconds "${pids[@]}")
   "$STRATA" bench --target "$target" --benchmarks "$workload" --threads "$threads" "${COMMON[@]}" \
-    2>>"$OUT/bench.err" | python3 -c '
+    2>>"$OUT/bench.err" >"$OUT/phase.jsonl"
+  after=$(cpu_seconds "${pids[@]}")
+  # The servers' CPU time per operation, all three members together.
+  python3 -c '
 import json, sys
-for line in sys.stdin:
+for line in open(sys.argv[2]):
     r = json.loads(line)
     r["system"] = sys.argv[1]
+    r["server_cpu_us_per_op"] = (float(sys.argv[4]) - float(sys.argv[3])) * 1e6 / max(r["ops"], 1)
     print(json.dumps(r))
-' "$system" >>"$RESULTS"
+' "$system" "$OUT/phase.jsonl" "$before" "$after" >>"$RESULTS"
 }
 
 # Alternate the systems phase by phase so that a slow spell of the disk hits both.
@@ -126,9 +148,9 @@ python3 - "$RESULTS" "$PARTITIONS" "$DURATION" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print(f"3 nodes each, loopback; Strata {sys.argv[2]} partitions; {sys.argv[3]} s per phase; "
-      "16-byte keys, 100-byte values")
-head = (f"{'workload':<12}{'clients':>8}{'strata ops/s':>14}{'p50 ms':>8}{'p99 ms':>8}"
-        f"{'etcd ops/s':>12}{'p50 ms':>8}{'p99 ms':>8}{'ratio':>8}")
+      "16-byte keys, 100-byte values; cpu us: the three servers' CPU time per operation")
+head = (f"{'workload':<12}{'clients':>8}{'strata ops/s':>14}{'p50 ms':>8}{'p99 ms':>8}{'cpu us':>8}"
+        f"{'etcd ops/s':>12}{'p50 ms':>8}{'p99 ms':>8}{'cpu us':>8}{'ratio':>8}")
 print(head)
 print("-" * len(head))
 def fig(system, workload, threads):
@@ -147,9 +169,10 @@ for r in rows:
     for x, width in ((s, 14), (e, 12)):
         if x:
             cells.append(f"{x['ops_per_sec']:>{width}.0f}"
-                         f"{x['p50_us'] / 1000:>8.1f}{x['p99_us'] / 1000:>8.1f}")
+                         f"{x['p50_us'] / 1000:>8.1f}{x['p99_us'] / 1000:>8.1f}"
+                         f"{x['server_cpu_us_per_op']:>8.0f}")
         else:
-            cells.append(f"{'-':>{width}}{'-':>8}{'-':>8}")
+            cells.append(f"{'-':>{width}}{'-':>8}{'-':>8}{'-':>8}")
     ratio = f"{s['ops_per_sec'] / e['ops_per_sec']:.2f}x" if s and e else "-"
     print(f"{key[0]:<12}{key[1]:>8}{cells[0]}{cells[1]}{ratio:>8}")
 PY
