@@ -18,6 +18,11 @@ const LATENCY_BUCKETS: &[f64] = &[
     2.5, 10.0,
 ];
 
+/// How often the recorded latency samples are folded into their histogram buckets. The
+/// Prometheus recorder keeps every sample until then (or until a scrape renders them): without
+/// it, a server nobody scrapes grew by about 20 bytes per request it served, for good.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the Prometheus recorder if no recorder is installed yet, and returns its handle;
@@ -34,7 +39,10 @@ pub fn init() -> Option<PrometheusHandle> {
                 .build_recorder();
             let handle = recorder.handle();
             match metrics::set_global_recorder(recorder) {
-                Ok(()) => Some(handle),
+                Ok(()) => {
+                    keep_up(handle.clone());
+                    Some(handle)
+                }
                 Err(e) => {
                     tracing::warn!("metrics recorder not installed: {e}");
                     None
@@ -42,6 +50,22 @@ pub fn init() -> Option<PrometheusHandle> {
             }
         })
         .clone()
+}
+
+/// Starts the thread that folds `handle`'s samples into their buckets every
+/// [`UPKEEP_INTERVAL`], for as long as the process runs (the recorder is process-wide too).
+fn keep_up(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("strata-metrics".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("metrics upkeep thread not started: {e}; samples are kept until scraped");
+    }
 }
 
 /// Records one request.
