@@ -5,7 +5,7 @@
 //! and slows or stops writers when flushes or L0 compaction fall behind. Async writers queue
 //! the same way but never lead: groups that start with one are led by the committer thread.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -312,40 +312,91 @@ fn commit_group(inner: &DbInner, group: &mut [Request]) -> Result<()> {
     if sync {
         Counters::add(&c.wal_syncs, 1);
     }
-    let mut seq = first_seq;
+    let (written, user_bytes) = insert_group(&sv.mem, first_seq, group);
+    Counters::add(&c.keys_written, written);
+    Counters::add(&c.user_bytes_written, user_bytes);
+    inner
+        .last_seq
+        .store(first_seq + written - 1, Ordering::Release);
+    Ok(())
+}
+
+/// Inserts the group's operations into `mem`, numbered from `first_seq` in order; returns how
+/// many there were and the user bytes they carried.
+///
+/// A point write that a later write of the same key in the same group supersedes is left out
+/// of the memtable (the WAL has it): readers see the group only once its last sequence number
+/// is published, and every snapshot is taken at a published number, so no reader could ever
+/// see that version. Clients overwriting a hot key (counters, sessions, `redis-benchmark`'s one
+/// key) then cost one memtable entry per group instead of one per write.
+fn insert_group(mem: &Memtable, first_seq: u64, group: &[Request]) -> (u64, u64) {
     let mut user_bytes = 0;
-    for r in group.iter() {
-        for op in r.batch.iter().flatten() {
-            user_bytes += apply_op(&sv.mem, seq, op);
+    let mut seq = first_seq;
+    if group.iter().map(|r| r.batch.len()).sum::<usize>() < 2 {
+        // One write supersedes nothing: no need to look for overwrites.
+        for op in group.iter().flat_map(|r| r.batch.iter().flatten()) {
+            user_bytes += apply_op(mem, seq, op);
             seq += 1;
         }
+        return (seq - first_seq, user_bytes);
     }
-    Counters::add(&c.keys_written, seq - first_seq);
-    Counters::add(&c.user_bytes_written, user_bytes);
-    inner.last_seq.store(seq - 1, Ordering::Release);
-    Ok(())
+    let mut ops = Vec::new();
+    for op in group.iter().flat_map(|r| r.batch.iter().flatten()) {
+        ops.push((seq, op));
+        seq += 1;
+    }
+    let written = seq - first_seq;
+    let mut later: HashSet<&[u8], BuildXxh3> =
+        HashSet::with_capacity_and_hasher(ops.len(), BuildXxh3);
+    for &(seq, op) in ops.iter().rev() {
+        let superseded = match op {
+            BatchOp::Put { key, .. } | BatchOp::Delete { key } => !later.insert(key),
+            BatchOp::DeleteRange { .. } => false,
+        };
+        user_bytes += if superseded {
+            op_user_bytes(op)
+        } else {
+            apply_op(mem, seq, op)
+        };
+    }
+    (written, user_bytes)
+}
+
+/// The user bytes `op` carries.
+fn op_user_bytes(op: BatchOp<'_>) -> u64 {
+    match op {
+        BatchOp::Put { key, value } => (key.len() + value.len()) as u64,
+        BatchOp::Delete { key } => key.len() as u64,
+        BatchOp::DeleteRange { start, end } => (start.len() + end.len()) as u64,
+    }
+}
+
+/// Hashes a group's keys with XXH3 (the default SipHash costs more than it needs to here: the
+/// keys come from the store's own writers, not from an adversary choosing collisions in a
+/// table that lives for one group).
+#[derive(Clone, Copy, Default)]
+struct BuildXxh3;
+
+impl std::hash::BuildHasher for BuildXxh3 {
+    type Hasher = xxhash_rust::xxh3::Xxh3;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        xxhash_rust::xxh3::Xxh3::new()
+    }
 }
 
 /// Inserts one operation into `mem`; returns the user bytes it carried.
 pub(crate) fn apply_op(mem: &Memtable, seq: u64, op: BatchOp<'_>) -> u64 {
     match op {
-        BatchOp::Put { key, value } => {
-            mem.add(seq, ValueKind::Put, key, value);
-            (key.len() + value.len()) as u64
-        }
-        BatchOp::Delete { key } => {
-            mem.add(seq, ValueKind::Delete, key, &[]);
-            key.len() as u64
-        }
-        BatchOp::DeleteRange { start, end } => {
-            mem.add_range_tombstone(RangeTombstone {
-                start: start.to_vec(),
-                end: end.to_vec(),
-                seq,
-            });
-            (start.len() + end.len()) as u64
-        }
+        BatchOp::Put { key, value } => mem.add(seq, ValueKind::Put, key, value),
+        BatchOp::Delete { key } => mem.add(seq, ValueKind::Delete, key, &[]),
+        BatchOp::DeleteRange { start, end } => mem.add_range_tombstone(RangeTombstone {
+            start: start.to_vec(),
+            end: end.to_vec(),
+            seq,
+        }),
     }
+    op_user_bytes(op)
 }
 
 /// Waits while L0 or the flush queue is over its limits, and switches memtables when full.
