@@ -54,11 +54,10 @@ echo "== building (release)" >&2
 cargo build --release -q -p strata-cli
 STRATA="${CARGO_TARGET_DIR:-target}/release/strata"
 
-PIDS=()
 STRATA_PIDS=()
 ETCD_PIDS=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${STRATA_PIDS[@]}" "${ETCD_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -69,7 +68,6 @@ for i in 1 2 3; do
   "$STRATA" server --data "$OUT/strata$i" --node-id "$i" --peers "$PEERS" \
     --partitions "$PARTITIONS" --grpc "127.0.0.1:2740$i" --redis "127.0.0.1:2738$i" \
     --http "127.0.0.1:2748$i" >"$OUT/strata$i.out" 2>"$OUT/strata$i.err" &
-  PIDS+=($!)
   STRATA_PIDS+=($!)
 done
 # etcd: clients 27371-27373, peers 27391-27393.
@@ -80,7 +78,6 @@ for i in 1 2 3; do
     --listen-peer-urls "http://127.0.0.1:2739$i" --initial-advertise-peer-urls "http://127.0.0.1:2739$i" \
     --initial-cluster "$INITIAL" --initial-cluster-state new \
     --initial-cluster-token strata-bench-cluster >"$OUT/etcd$i.log" 2>&1 &
-  PIDS+=($!)
   ETCD_PIDS+=($!)
 done
 

@@ -15,13 +15,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::runtime::Runtime;
 
+use super::target::Endpoints;
 use crate::error::{Error, Result};
 
 /// Where client threads get their connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conns {
     /// One connection (and runtime) per thread.
-    #[default]
     PerThread,
     /// This many connections shared by all threads.
     Shared(usize),
@@ -68,36 +68,100 @@ impl Blocker {
     }
 }
 
-/// `N` clients shared round-robin by the threads that ask for one.
-#[derive(Debug)]
-pub struct SharedClients<C> {
-    blocker: Blocker,
-    clients: Vec<C>,
-    next: AtomicUsize,
+/// Connects a client to one `host:port`, blocking on the runtime given.
+type Connect<C> = Box<dyn Fn(&Blocker, &str) -> Result<C> + Send + Sync>;
+
+/// The clients of a remote backend's threads, handed out as [`Conns`] says: each thread
+/// connecting to the next endpoint on a runtime of its own, or taking turns at `N` clients made
+/// once, round-robin over the endpoints, on one shared runtime.
+pub(crate) struct ThreadClients<C> {
+    backend: &'static str,
+    source: Source<C>,
 }
 
-impl<C: Clone> SharedClients<C> {
-    /// `n` clients made by `connect` (given the connection's number) on one shared runtime.
-    pub fn connect(
+enum Source<C> {
+    PerThread {
+        endpoints: Endpoints,
+        connect: Connect<C>,
+    },
+    Shared {
+        blocker: Blocker,
+        clients: Vec<C>,
+        next: AtomicUsize,
+    },
+}
+
+impl<C> std::fmt::Debug for ThreadClients<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let conns = match &self.source {
+            Source::PerThread { .. } => Conns::PerThread,
+            Source::Shared { clients, .. } => Conns::Shared(clients.len()),
+        };
+        f.debug_struct("ThreadClients")
+            .field("backend", &self.backend)
+            .field("conns", &conns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Clone> ThreadClients<C> {
+    /// Clients of `backend` reaching `endpoints` through `connect`, as `conns` says (shared
+    /// clients are connected here).
+    pub(crate) fn new(
         backend: &'static str,
-        n: usize,
-        mut connect: impl FnMut(&Blocker, usize) -> Result<C>,
-    ) -> Result<SharedClients<C>> {
-        let blocker = Blocker::shared(backend)?;
-        let clients = (0..n.max(1))
-            .map(|i| connect(&blocker, i))
-            .collect::<Result<_>>()?;
-        Ok(SharedClients {
-            blocker,
-            clients,
-            next: AtomicUsize::new(0),
-        })
+        conns: Conns,
+        endpoints: Endpoints,
+        connect: impl Fn(&Blocker, &str) -> Result<C> + Send + Sync + 'static,
+    ) -> Result<ThreadClients<C>> {
+        let source = match conns {
+            Conns::PerThread => Source::PerThread {
+                endpoints,
+                connect: Box::new(connect),
+            },
+            Conns::Shared(n) => {
+                let blocker = Blocker::shared(backend)?;
+                let clients = (0..n.max(1))
+                    .map(|_| connect(&blocker, endpoints.next()))
+                    .collect::<Result<_>>()?;
+                Source::Shared {
+                    blocker,
+                    clients,
+                    next: AtomicUsize::new(0),
+                }
+            }
+        };
+        Ok(ThreadClients { backend, source })
     }
 
     /// The next thread's client and the runtime to block on.
-    pub fn take(&self) -> (Blocker, C) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
-        (self.blocker.clone(), self.clients[i].clone())
+    pub(crate) fn take(&self) -> Result<(Blocker, C)> {
+        match &self.source {
+            Source::PerThread { endpoints, connect } => {
+                let blocker = Blocker::own(self.backend)?;
+                let client = connect(&blocker, endpoints.next())?;
+                Ok((blocker, client))
+            }
+            Source::Shared {
+                blocker,
+                clients,
+                next,
+            } => {
+                let i = next.fetch_add(1, Ordering::Relaxed) % clients.len();
+                Ok((blocker.clone(), clients[i].clone()))
+            }
+        }
+    }
+
+    /// A line for the report when the threads share connections.
+    pub(crate) fn note(&self) -> Option<String> {
+        match &self.source {
+            Source::PerThread { .. } => None,
+            Source::Shared { clients, .. } => Some(format!(
+                "{}: the threads share {} connection(s)",
+                self.backend,
+                clients.len()
+            )),
+        }
     }
 }
 
@@ -105,11 +169,36 @@ impl<C: Clone> SharedClients<C> {
 mod tests {
     use super::*;
 
+    fn endpoints() -> Endpoints {
+        Endpoints::new(&["a:1".to_owned(), "b:2".to_owned()])
+    }
+
     #[test]
-    fn threads_are_spread_over_the_shared_clients_in_turn() {
-        let shared = SharedClients::connect("test", 3, |_, i| Ok(i)).unwrap();
-        let got: Vec<usize> = (0..7).map(|_| shared.take().1).collect();
-        assert_eq!(got, [0, 1, 2, 0, 1, 2, 0]);
+    fn threads_take_turns_at_the_shared_clients() {
+        let made = std::sync::Mutex::new(0);
+        let clients = ThreadClients::new("test", Conns::Shared(3), endpoints(), move |_, addr| {
+            let mut n = made.lock().unwrap();
+            *n += 1;
+            Ok(format!("{addr}#{n}"))
+        })
+        .unwrap();
+        let got: Vec<String> = (0..4).map(|_| clients.take().unwrap().1).collect();
+        assert_eq!(got, ["a:1#1", "b:2#2", "a:1#3", "a:1#1"]);
+        assert_eq!(
+            clients.note().as_deref(),
+            Some("test: the threads share 3 connection(s)")
+        );
+    }
+
+    #[test]
+    fn each_thread_connects_to_the_next_endpoint_on_its_own() {
+        let clients = ThreadClients::new("test", Conns::PerThread, endpoints(), |_, addr| {
+            Ok(addr.to_owned())
+        })
+        .unwrap();
+        let got: Vec<String> = (0..3).map(|_| clients.take().unwrap().1).collect();
+        assert_eq!(got, ["a:1", "b:2", "a:1"]);
+        assert_eq!(clients.note(), None);
     }
 
     #[test]

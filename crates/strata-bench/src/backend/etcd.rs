@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tonic::transport::Channel;
 
-use super::conns::{Blocker, Conns, SharedClients};
+use super::conns::{Blocker, Conns, ThreadClients};
 use super::target::Endpoints;
 use super::{Backend, Opened};
 use crate::error::{Error, Result};
@@ -33,22 +33,13 @@ use pb::kv_client::KvClient;
 pub struct Etcd {
     blocker: Blocker,
     client: KvClient<Channel>,
-    source: Arc<Source>,
-}
-
-/// Where the threads' connections come from.
-#[derive(Debug)]
-enum Source {
-    /// Each thread connects to the next endpoint.
-    PerThread(Endpoints),
-    /// Threads take turns at clients made once.
-    Shared(SharedClients<KvClient<Channel>>),
+    clients: Arc<ThreadClients<KvClient<Channel>>>,
 }
 
 impl std::fmt::Debug for Etcd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Etcd")
-            .field("source", &self.source)
+            .field("clients", &self.clients)
             .finish_non_exhaustive()
     }
 }
@@ -56,50 +47,34 @@ impl std::fmt::Debug for Etcd {
 /// Connects to the members `addrs` (checking one answers a read), giving threads their
 /// connections as `conns` says.
 pub fn open(addrs: &[String], conns: Conns) -> Result<Opened> {
-    let endpoints = Endpoints::new(addrs);
-    let source = match conns {
-        Conns::PerThread => Source::PerThread(endpoints),
-        Conns::Shared(n) => Source::Shared(SharedClients::connect(NAME, n, |blocker, _| {
-            connect_client(blocker, endpoints.next())
-        })?),
-    };
-    let first = Etcd::new(Arc::new(source))?;
+    let clients = ThreadClients::new(NAME, conns, Endpoints::new(addrs), |blocker, addr| {
+        blocker
+            .block_on(KvClient::connect(format!("http://{addr}")))
+            .map_err(|e| Error::backend(NAME, "connect", e))
+    })?;
+    let first = Etcd::new(Arc::new(clients))?;
     first.get(b"strata-bench-probe")?;
-    let mut notes = vec![
+    let notes = std::iter::once(
         "etcd: writes are acknowledged after Raft commit (WAL synced), whatever --sync says; \
          reads are linearizable"
             .to_owned(),
-    ];
-    if let Conns::Shared(n) = conns {
-        notes.push(format!("etcd: the threads share {n} connection(s)"));
-    }
+    )
+    .chain(first.clients.note())
+    .collect();
     Ok(Opened {
         backend: Arc::new(first),
         notes,
     })
 }
 
-fn connect_client(blocker: &Blocker, addr: &str) -> Result<KvClient<Channel>> {
-    blocker
-        .block_on(KvClient::connect(format!("http://{addr}")))
-        .map_err(|e| Error::backend(NAME, "connect", e))
-}
-
 impl Etcd {
-    /// The next thread's connection from `source`.
-    fn new(source: Arc<Source>) -> Result<Etcd> {
-        let (blocker, client) = match &*source {
-            Source::PerThread(endpoints) => {
-                let blocker = Blocker::own(NAME)?;
-                let client = connect_client(&blocker, endpoints.next())?;
-                (blocker, client)
-            }
-            Source::Shared(shared) => shared.take(),
-        };
+    /// The next thread's connection from `clients`.
+    fn new(clients: Arc<ThreadClients<KvClient<Channel>>>) -> Result<Etcd> {
+        let (blocker, client) = clients.take()?;
         Ok(Etcd {
             blocker,
             client,
-            source,
+            clients,
         })
     }
 }
@@ -161,7 +136,7 @@ impl Backend for Etcd {
     }
 
     fn thread_client(&self) -> Result<Option<Box<dyn Backend>>> {
-        Ok(Some(Box::new(Etcd::new(Arc::clone(&self.source))?)))
+        Ok(Some(Box::new(Etcd::new(Arc::clone(&self.clients))?)))
     }
 
     fn unsupported(&self, workload: Workload) -> Option<&'static str> {

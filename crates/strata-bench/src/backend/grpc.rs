@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::conns::{Blocker, Conns, SharedClients};
+use super::conns::{Blocker, Conns, ThreadClients};
 use super::target::Endpoints;
 use super::{Backend, Opened};
 use crate::error::{Error, Result};
@@ -23,25 +23,13 @@ const NAME: &str = "grpc";
 pub struct Grpc {
     blocker: Blocker,
     client: Client,
-    source: Arc<Source>,
-}
-
-/// Where the threads' connections come from.
-#[derive(Debug)]
-enum Source {
-    /// Each thread connects to the next endpoint.
-    PerThread {
-        endpoints: Endpoints,
-        opts: ClientOptions,
-    },
-    /// Threads take turns at clients made once.
-    Shared(SharedClients<Client>),
+    clients: Arc<ThreadClients<Client>>,
 }
 
 impl std::fmt::Debug for Grpc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Grpc")
-            .field("source", &self.source)
+            .field("clients", &self.clients)
             .finish_non_exhaustive()
     }
 }
@@ -55,48 +43,32 @@ pub fn open(addrs: &[String], token: Option<&str>, conns: Conns) -> Result<Opene
         max_retries: 0,
         ..ClientOptions::default()
     };
-    let endpoints = Endpoints::new(addrs);
-    let source = match conns {
-        Conns::PerThread => Source::PerThread { endpoints, opts },
-        Conns::Shared(n) => Source::Shared(SharedClients::connect(NAME, n, |blocker, _| {
-            connect_client(blocker, endpoints.next(), &opts)
-        })?),
-    };
-    let first = Grpc::new(Arc::new(source))?;
+    let clients = ThreadClients::new(NAME, conns, Endpoints::new(addrs), move |blocker, addr| {
+        blocker
+            .block_on(Client::connect(addr, opts.clone()))
+            .map_err(|e| Error::backend(NAME, "connect", e))
+    })?;
+    let first = Grpc::new(Arc::new(clients))?;
     first.call("status", first.client.status())?;
-    let mut notes = vec![
+    let notes = std::iter::once(
         "grpc: every write is synced by the server (group commit), whatever --sync says".to_owned(),
-    ];
-    if let Conns::Shared(n) = conns {
-        notes.push(format!("grpc: the threads share {n} connection(s)"));
-    }
+    )
+    .chain(first.clients.note())
+    .collect();
     Ok(Opened {
         backend: Arc::new(first),
         notes,
     })
 }
 
-fn connect_client(blocker: &Blocker, addr: &str, opts: &ClientOptions) -> Result<Client> {
-    blocker
-        .block_on(Client::connect(addr, opts.clone()))
-        .map_err(|e| Error::backend(NAME, "connect", e))
-}
-
 impl Grpc {
-    /// The next thread's connection from `source`.
-    fn new(source: Arc<Source>) -> Result<Grpc> {
-        let (blocker, client) = match &*source {
-            Source::PerThread { endpoints, opts } => {
-                let blocker = Blocker::own(NAME)?;
-                let client = connect_client(&blocker, endpoints.next(), opts)?;
-                (blocker, client)
-            }
-            Source::Shared(shared) => shared.take(),
-        };
+    /// The next thread's connection from `clients`.
+    fn new(clients: Arc<ThreadClients<Client>>) -> Result<Grpc> {
+        let (blocker, client) = clients.take()?;
         Ok(Grpc {
             blocker,
             client,
-            source,
+            clients,
         })
     }
 
@@ -160,6 +132,6 @@ impl Backend for Grpc {
     }
 
     fn thread_client(&self) -> Result<Option<Box<dyn Backend>>> {
-        Ok(Some(Box::new(Grpc::new(Arc::clone(&self.source))?)))
+        Ok(Some(Box::new(Grpc::new(Arc::clone(&self.clients))?)))
     }
 }
