@@ -34,6 +34,7 @@ use tokio::time::Instant;
 
 use crate::partition::Keyspace;
 use crate::raft::forward::{self, ForwardError};
+use crate::raft::rounds::{ProposalRounds, RoundMember};
 use crate::raft::status::ReadCounts;
 use crate::raft::types::{Command, Response, TypeConfig};
 
@@ -41,11 +42,6 @@ use crate::raft::types::{Command, Response, TypeConfig};
 const MAX_COMMANDS_PER_ENTRY: usize = 256;
 /// Most bytes of commands coalesced into one log entry (a larger command travels alone).
 const MAX_BYTES_PER_ENTRY: usize = 1 << 20;
-/// Coalesced proposals of one group in flight at once. One: openraft's core syncs each append
-/// before it takes the next proposal anyway, and two in flight halved the batches for no
-/// overlap (3-node cluster, 8 partitions, 64 clients: 3,379-3,512 writes/s with two, 3,948-4,207
-/// with one, alternated in one run).
-const MAX_PROPOSALS_IN_FLIGHT: usize = 1;
 
 /// The longest a read under a lease waits for the leader to apply its log up to the read
 /// index; past it the read is refused (certainly without effect) and retried.
@@ -53,11 +49,15 @@ const LEASED_APPLY_WAIT: Duration = Duration::from_secs(2);
 
 type Reply<T> = oneshot::Sender<Result<T, ForwardError>>;
 
-/// Writes waiting to be proposed, and how many proposals are in flight.
+/// Writes waiting to be proposed, and whether the group is in a proposal round (waiting for
+/// one or proposing in one). One coalesced proposal at a time: openraft's core syncs each
+/// append before it takes the next proposal anyway, and two in flight halved the batches for
+/// no overlap (3-node cluster, 8 partitions, 64 clients: 3,379-3,512 writes/s with two,
+/// 3,948-4,207 with one, alternated in one run).
 #[derive(Default)]
 struct Proposals {
     queue: VecDeque<(Command, Reply<Response>)>,
-    in_flight: usize,
+    in_round: bool,
 }
 
 /// Reads waiting for a leadership confirmation, and whether one is in flight.
@@ -99,6 +99,7 @@ pub struct Group {
     /// How long after a confirmation began the leader reads under its lease; zero: never.
     read_lease: Duration,
     proposals: Mutex<Proposals>,
+    rounds: Arc<ProposalRounds<Group>>,
     reads: Mutex<Reads>,
     lease: Mutex<LeaseState>,
     leased_reads: AtomicU64,
@@ -120,13 +121,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Group {
     /// The group replicating `keyspace`, run by `raft`, reading under a lease for `read_lease`
     /// after each leadership confirmation (zero: every read is confirmed). `read_lease` must be
-    /// well under openraft's leader lease (`election_timeout_max`).
-    pub fn new(raft: Raft<TypeConfig>, keyspace: Keyspace, read_lease: Duration) -> Arc<Group> {
+    /// well under openraft's leader lease (`election_timeout_max`). Its writes are proposed in
+    /// `rounds`, shared by the node's groups.
+    pub fn new(
+        raft: Raft<TypeConfig>,
+        keyspace: Keyspace,
+        read_lease: Duration,
+        rounds: Arc<ProposalRounds<Group>>,
+    ) -> Arc<Group> {
         Arc::new(Group {
             raft,
             keyspace,
             read_lease,
             proposals: Mutex::default(),
+            rounds,
             reads: Mutex::default(),
             lease: Mutex::default(),
             leased_reads: AtomicU64::new(0),
@@ -157,17 +165,13 @@ impl Group {
     /// [`forward::leader_write`], shared by every command of the entry.
     pub async fn write(self: &Arc<Self>, cmd: Command) -> Result<Response, ForwardError> {
         let (tx, rx) = oneshot::channel();
-        let launch = {
+        let join = {
             let mut p = lock(&self.proposals);
             p.queue.push_back((cmd, tx));
-            let launch = p.in_flight < MAX_PROPOSALS_IN_FLIGHT;
-            if launch {
-                p.in_flight += 1;
-            }
-            launch
+            !std::mem::replace(&mut p.in_round, true)
         };
-        if launch {
-            tokio::spawn(Arc::clone(self).propose_queued());
+        if join {
+            self.rounds.ready(Arc::clone(self));
         }
         rx.await.unwrap_or_else(|_| {
             Err(ForwardError::Unknown(format!(
@@ -177,42 +181,46 @@ impl Group {
         })
     }
 
-    /// Proposes what is queued, one coalesced entry at a time, until the queue is empty.
-    async fn propose_queued(self: Arc<Self>) {
-        loop {
-            let batch = {
-                let mut p = lock(&self.proposals);
-                if p.queue.is_empty() {
-                    p.in_flight -= 1;
-                    return;
-                }
-                take_batch(&mut p.queue)
-            };
-            let (mut cmds, replies): (Vec<Command>, Vec<Reply<Response>>) =
-                batch.into_iter().unzip();
-            let n = cmds.len();
-            let cmd = if n == 1 {
-                cmds.swap_remove(0)
-            } else {
-                Command::Multi(cmds)
-            };
-            let outcomes = match forward::leader_write(&self.raft, self.keyspace, cmd).await {
-                Ok(response) if n == 1 => vec![Ok(response)],
-                Ok(Response::Multi(outcomes)) if outcomes.len() == n => {
-                    outcomes.into_iter().map(Ok).collect()
-                }
-                Ok(other) => vec![
-                    Err(ForwardError::Failed(format!(
-                        "{}: {n} coalesced commands answered with {other:?}",
-                        self.keyspace
-                    )));
-                    n
-                ],
-                Err(e) => vec![Err(e); n],
-            };
-            for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                let _ = reply.send(outcome);
+    /// Proposes the next coalesced entry of what is queued, in round `round` of `rounds`, and
+    /// tells `rounds` when it is done.
+    async fn propose_next(self: Arc<Self>, rounds: Arc<ProposalRounds<Group>>, round: u64) {
+        let batch = take_batch(&mut lock(&self.proposals).queue);
+        if !batch.is_empty() {
+            self.propose(batch).await;
+        }
+        let more = {
+            let mut p = lock(&self.proposals);
+            p.in_round = !p.queue.is_empty();
+            p.in_round
+        };
+        rounds.done(self, round, more);
+    }
+
+    /// Proposes `batch` as one entry and answers each of its writers.
+    async fn propose(&self, batch: Vec<(Command, Reply<Response>)>) {
+        let (mut cmds, replies): (Vec<Command>, Vec<Reply<Response>>) = batch.into_iter().unzip();
+        let n = cmds.len();
+        let cmd = if n == 1 {
+            cmds.swap_remove(0)
+        } else {
+            Command::Multi(cmds)
+        };
+        let outcomes = match forward::leader_write(&self.raft, self.keyspace, cmd).await {
+            Ok(response) if n == 1 => vec![Ok(response)],
+            Ok(Response::Multi(outcomes)) if outcomes.len() == n => {
+                outcomes.into_iter().map(Ok).collect()
             }
+            Ok(other) => vec![
+                Err(ForwardError::Failed(format!(
+                    "{}: {n} coalesced commands answered with {other:?}",
+                    self.keyspace
+                )));
+                n
+            ],
+            Err(e) => vec![Err(e); n],
+        };
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            let _ = reply.send(outcome);
         }
     }
 
@@ -332,6 +340,12 @@ impl Group {
             }
         }
         result
+    }
+}
+
+impl RoundMember for Group {
+    fn propose_in(self: Arc<Self>, rounds: Arc<ProposalRounds<Group>>, round: u64) {
+        tokio::spawn(self.propose_next(rounds, round));
     }
 }
 

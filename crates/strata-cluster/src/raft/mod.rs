@@ -9,15 +9,18 @@
 //! - [`forward`]: request forwarding from any node to a partition's leader.
 //! - [`group`]: [`Group`](group::Group), one partition group: its openraft instance and the
 //!   coalescing of concurrent writes and read barriers on its leader.
+//! - [`rounds`]: the node's groups propose their writes in rounds, together.
 //! - [`membership`]: adding and removing a node in one group, on its leader.
 //! - [`meta`]: the meta group's record of the cluster, [`ClusterMeta`](meta::ClusterMeta).
 //! - [`reconcile`]: the task that brings the groups a node leads in line with that record.
 //! - [`network`]: the client side of the transport, one channel per peer shared by all groups.
+//! - [`append_batch`]: the groups' AppendEntries to one peer, sent together.
 //! - [`service`]: the `strata.raft.v1.Raft` gRPC service, routing requests by group id.
 //! - [`node`]: [`RaftNode`](node::RaftNode), all the groups of one node and the request path.
 //! - [`status`]: [`ClusterStatus`](status::ClusterStatus), a node's view of its groups.
 //! - [`kv`]: [`RaftKv`](kv::RaftKv), the cluster's [`KvService`](crate::KvService).
 
+pub mod append_batch;
 pub mod forward;
 pub mod group;
 pub mod kv;
@@ -27,6 +30,7 @@ pub mod meta;
 pub mod network;
 pub mod node;
 pub mod reconcile;
+pub mod rounds;
 pub mod service;
 pub mod snapshot_codec;
 pub mod state_machine;

@@ -5,13 +5,15 @@
 //! the nodes' gRPC listeners use it ([`PeerTls`]: the peers' certificates are checked against
 //! the cluster's CA).
 //!
-//! Requests and replies are openraft's own types encoded with postcard inside the
-//! `strata.raft.v1` messages. A peer that cannot be connected to is reported as `Unreachable`,
-//! so openraft backs off instead of retrying in a tight loop; every RPC is bounded by
-//! openraft's time-to-live for it, so a dead or stopped peer costs a timer, not a stuck task.
+//! Every group's AppendEntries to a peer go through that peer's [`AppendQueue`], which sends
+//! those waiting at the same time as one call. Requests and replies are openraft's own types
+//! encoded with postcard inside the `strata.raft.v1` messages. A peer that cannot be connected
+//! to is reported as `Unreachable`, so openraft backs off instead of retrying in a tight loop;
+//! every RPC is bounded by openraft's time-to-live for it, so a dead or stopped peer costs a
+//! timer, not a stuck task.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -29,12 +31,13 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use strata_proto::auth::BearerToken;
+use strata_proto::raft_v1::RaftRequest;
 use strata_proto::raft_v1::raft_client::RaftClient;
-use strata_proto::raft_v1::{RaftReply, RaftRequest};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::partition::GroupId;
+use crate::raft::append_batch::AppendQueue;
 use crate::raft::types::{Node, NodeId, TypeConfig, decode, encode};
 
 /// The largest Raft message accepted or sent (entries batches and snapshot chunks).
@@ -92,10 +95,13 @@ pub struct PeerTls {
 pub type RaftPeer = RaftClient<InterceptedService<Channel, BearerToken>>;
 
 /// One tonic channel per peer address, shared by all groups (HTTP/2 multiplexes their RPCs on
-/// one connection), and by the requests this node forwards to leaders. Cheap to clone.
+/// one connection), and by the requests this node forwards to leaders; and one
+/// [`AppendQueue`] per peer, through which every group sends its AppendEntries. Cheap to
+/// clone.
 #[derive(Debug, Clone, Default)]
 pub struct Peers {
     channels: Arc<RwLock<HashMap<String, Channel>>>,
+    appends: Arc<Mutex<HashMap<String, AppendQueue>>>,
     connector: Option<PeerConnector>,
     auth: BearerToken,
     tls: Option<PeerTls>,
@@ -116,6 +122,7 @@ impl Peers {
     pub fn new(connector: Option<PeerConnector>, auth: BearerToken, tls: Option<PeerTls>) -> Self {
         Peers {
             channels: Arc::default(),
+            appends: Arc::default(),
             connector,
             auth,
             tls,
@@ -129,6 +136,23 @@ impl Peers {
                 .max_decoding_message_size(MAX_RAFT_MESSAGE)
                 .max_encoding_message_size(MAX_RAFT_MESSAGE),
         )
+    }
+
+    /// The queue of AppendEntries to `addr`, started on first use (on the current tokio
+    /// runtime), and again if its task has stopped.
+    pub fn append_queue(&self, addr: &str) -> Result<AppendQueue, BadPeerAddress> {
+        let mut queues = self
+            .appends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(q) = queues.get(addr)
+            && !q.is_closed()
+        {
+            return Ok(q.clone());
+        }
+        let queue = AppendQueue::start(self.client(addr)?);
+        queues.insert(addr.to_string(), queue.clone());
+        Ok(queue)
     }
 
     /// The channel to `addr` (`host:port`), created on first use; it connects lazily and
@@ -196,7 +220,10 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
-        let client = self.peers.client(&node.addr);
+        let client = self
+            .peers
+            .client(&node.addr)
+            .and_then(|c| Ok((c, self.peers.append_queue(&node.addr)?)));
         if let Err(e) = &client {
             tracing::warn!(target, error = %e, "cannot reach peer");
         }
@@ -209,13 +236,14 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
     }
 }
 
-/// The connection of one group to one peer.
+/// The connection of one group to one peer: the shared channel, and the shared queue its
+/// AppendEntries go through.
 #[derive(Debug)]
 pub struct PeerClient {
     group: GroupId,
     target: NodeId,
     node: Node,
-    client: Result<RaftPeer, String>,
+    client: Result<(RaftPeer, AppendQueue), String>,
 }
 
 /// A transport failure as a plain error for openraft's error wrappers.
@@ -241,8 +269,8 @@ impl PeerClient {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let client = match &mut self.client {
-            Ok(c) => c,
+        let (client, appends) = match &mut self.client {
+            Ok((client, appends)) => (client, appends),
             Err(e) => {
                 return Err(RPCError::Unreachable(Unreachable::new(&TransportError(
                     e.clone(),
@@ -256,17 +284,18 @@ impl PeerClient {
         });
         let ttl = option.hard_ttl();
         let fut = async {
-            match rpc {
-                Rpc::Append => client.append_entries(request).await,
+            let reply = match rpc {
+                Rpc::Append => return appends.call(request.into_inner(), ttl).await,
                 Rpc::Vote => client.vote(request).await,
                 Rpc::Snapshot => client.install_snapshot(request).await,
-            }
+            };
+            reply.map(|r| r.into_inner().payload)
         };
         // Only a peer that cannot be connected to is `Unreachable` (openraft then backs off
         // for a while). A reply slower than the time-to-live is a `Network` error that is
         // retried at once: under load a follower's synced append can outlast one heartbeat
         // interval, and backing off then stalled replication and lost leaders.
-        let reply: RaftReply = match tokio::time::timeout(ttl, fut).await {
+        let payload = match tokio::time::timeout(ttl, fut).await {
             Err(_) => {
                 return Err(RPCError::Network(NetworkError::new(&TransportError(
                     format!("no reply from node {} within {ttl:?}", self.target),
@@ -279,10 +308,10 @@ impl PeerClient {
                     _ => RPCError::Network(NetworkError::new(&err)),
                 });
             }
-            Ok(Ok(r)) => r.into_inner(),
+            Ok(Ok(payload)) => payload,
         };
         let result: Result<Resp, RaftError<NodeId, E>> =
-            decode(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            decode(&payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| {
             RPCError::RemoteError(RemoteError::new_with_node(
                 self.target,

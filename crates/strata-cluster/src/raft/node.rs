@@ -29,6 +29,7 @@ use crate::raft::membership::MembershipChange;
 use crate::raft::meta::{self, CLUSTER_KEY, ClusterMeta};
 use crate::raft::network::{GroupNetwork, PeerConnector, PeerTls, Peers, RaftPeer};
 use crate::raft::reconcile;
+use crate::raft::rounds::ProposalRounds;
 use crate::raft::service::{RaftService, Router};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::status::{ClusterStatus, PartitionStatus};
@@ -161,6 +162,7 @@ impl RaftNode {
             config.peer_tls.clone(),
         );
         let router = Router::default();
+        let rounds = Arc::new(ProposalRounds::default());
         let placement: Arc<dyn Placement> = Arc::new(AllNodes);
         let member_ids: BTreeSet<NodeId> = config.members.keys().copied().collect();
         let read_lease = if config.lease_reads {
@@ -181,7 +183,10 @@ impl RaftNode {
             let raft = Raft::new(config.id, Arc::clone(&raft_config), network, log, sm)
                 .await
                 .map_err(|e| Error::Internal(format!("starting raft group {group}: {e}")))?;
-            router.insert(group, Group::new(raft, keyspace, read_lease));
+            router.insert(
+                group,
+                Group::new(raft, keyspace, read_lease, Arc::clone(&rounds)),
+            );
         }
         tracing::info!(
             node = config.id,

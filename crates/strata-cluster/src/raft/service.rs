@@ -9,11 +9,13 @@ use std::sync::{Arc, RwLock};
 use openraft::Raft;
 use serde::Serialize;
 use strata_engine::Db;
+use strata_proto::raft_v1::raft_batch_item::Result as ItemResult;
 use strata_proto::raft_v1::raft_server::{Raft as RaftRpc, RaftServer};
-use strata_proto::raft_v1::{RaftReply, RaftRequest};
+use strata_proto::raft_v1::{RaftBatch, RaftBatchItem, RaftBatchReply, RaftReply, RaftRequest};
 use tonic::{Request, Response, Status};
 
 use crate::partition::{GroupId, Keyspace};
+use crate::raft::append_batch::{MAX_STRAGGLER_WAIT, join_bounded};
 use crate::raft::forward::{self, ForwardError};
 use crate::raft::group::Group;
 use crate::raft::network::MAX_RAFT_MESSAGE;
@@ -119,6 +121,39 @@ impl RaftRpc for RaftService {
         let raft = self.group(req.group)?;
         let rpc = decode(&req.payload).map_err(bad_payload)?;
         reply(&raft.append_entries(rpc).await)
+    }
+
+    async fn append_entries_batch(
+        &self,
+        request: Request<RaftBatch>,
+    ) -> Result<Response<RaftBatchReply>, Status> {
+        // Served concurrently: the groups' log appends share one sync. An append still running
+        // well after the first is answered (its group busy, say installing a snapshot) is left
+        // out rather than holding back the others' replies; its group sends it again.
+        let appends = request
+            .into_inner()
+            .requests
+            .into_iter()
+            .map(|req| async move {
+                let raft = self.group(req.group)?;
+                let rpc = decode(&req.payload).map_err(bad_payload)?;
+                encode(&raft.append_entries(rpc).await)
+                    .map_err(|e| Status::internal(format!("encode reply: {e}")))
+            });
+        let replies = join_bounded(appends, MAX_STRAGGLER_WAIT)
+            .await
+            .into_iter()
+            .map(|outcome| RaftBatchItem {
+                result: Some(match outcome {
+                    Some(Ok(payload)) => ItemResult::Payload(payload),
+                    Some(Err(status)) => ItemResult::Error(status.message().to_string()),
+                    None => ItemResult::Error(format!(
+                        "not answered within {MAX_STRAGGLER_WAIT:?} of the batch's first reply"
+                    )),
+                }),
+            })
+            .collect();
+        Ok(Response::new(RaftBatchReply { replies }))
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {

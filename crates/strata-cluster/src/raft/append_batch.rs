@@ -1,0 +1,462 @@
+//! [`AppendQueue`]: the AppendEntries of every group on this node to one peer, sent together.
+//!
+//! Each Raft group replicates on its own, so a node leading several partitions would send each
+//! peer one AppendEntries per group per round, and then one more per group to pass on the new
+//! commit index: every one a gRPC call of its own, with its own HTTP/2 stream, syscalls and
+//! wake-ups on both sides. The queue sends one call at a time per peer; the requests that
+//! arrive while it is out go in the next call together ([`RaftBatch`]), which the peer serves
+//! concurrently and answers in one reply. Nothing waits to fill a batch beyond letting the
+//! tasks already woken run (the groups of one proposal round see their appends synced at the
+//! same moment, see [`ProposalRounds`](crate::raft::rounds::ProposalRounds)): a request with
+//! none beside it goes alone as soon as the previous call returns.
+//!
+//! One slow group must not hold the others back: the next call goes out without waiting for
+//! the previous one once that has been out [`MAX_CALL_WAIT`], and the peer answers a batch
+//! without the appends still unanswered [`MAX_STRAGGLER_WAIT`] after its first one
+//! ([`join_bounded`]); those get an error, and their groups send them again. A peer that does
+//! not know batches yet (a rolling upgrade) is sent one call per request.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use strata_proto::raft_v1::raft_batch_item::Result as ItemResult;
+use strata_proto::raft_v1::{RaftBatch, RaftRequest};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::raft::network::{MAX_RAFT_MESSAGE, RaftPeer};
+
+/// How long the latest call to a peer may be out before the next one goes without waiting
+/// for it.
+pub const MAX_CALL_WAIT: Duration = Duration::from_millis(50);
+
+/// How long the reply to a batch waits for its slowest appends once the first is answered.
+/// The appends of a batch normally share the peer's log sync and finish together.
+pub const MAX_STRAGGLER_WAIT: Duration = Duration::from_millis(50);
+
+/// How many times the sending task lets the tasks already woken run before a call goes out,
+/// so the appends of groups synced together join it.
+const GATHER_YIELDS: usize = 3;
+
+/// The reply to one queued request: the peer's reply payload, or why there is none.
+type Outcome = Result<Vec<u8>, tonic::Status>;
+
+/// A request waiting in the queue, and where its reply goes.
+struct Pending {
+    request: RaftRequest,
+    deadline: Instant,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// The queue of AppendEntries requests to one peer. Cheap to clone; the task sending them ends
+/// when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct AppendQueue {
+    tx: mpsc::UnboundedSender<Pending>,
+}
+
+impl AppendQueue {
+    /// A queue sending to `peer`, with its sending task spawned on the current tokio runtime.
+    pub fn start(peer: RaftPeer) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(send_batches(peer, rx));
+        AppendQueue { tx }
+    }
+
+    /// Whether the sending task is gone (its runtime shut down), so a new queue is needed.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Sends `request` with the next call and returns the peer's reply payload, or the error of
+    /// the call or of this request; waits at most `ttl`. A request whose caller gave up before
+    /// its call went out is not sent.
+    pub async fn call(&self, request: RaftRequest, ttl: Duration) -> Outcome {
+        let (reply, rx) = oneshot::channel();
+        let pending = Pending {
+            request,
+            deadline: Instant::now() + ttl,
+            reply,
+        };
+        self.tx
+            .send(pending)
+            .map_err(|_| tonic::Status::unavailable("the peer's append queue has stopped"))?;
+        match tokio::time::timeout(ttl, rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(tonic::Status::unavailable("the append call was dropped")),
+            Err(_) => Err(timed_out()),
+        }
+    }
+}
+
+/// The sending task: a call once the previous one is answered (or has been out
+/// [`MAX_CALL_WAIT`]), carrying every request queued meanwhile, up to half the message limit
+/// (a request alone may use all of it).
+async fn send_batches(peer: RaftPeer, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    let no_batches = Arc::new(AtomicBool::new(false));
+    let mut previous: Option<(oneshot::Receiver<()>, Instant)> = None;
+    while let Some(first) = rx.recv().await {
+        if let Some((answered, sent)) = previous.take() {
+            let _ = tokio::time::timeout_at(sent + MAX_CALL_WAIT, answered).await;
+        }
+        let mut bytes = first.request.payload.len();
+        let mut batch = vec![first];
+        for _ in 0..GATHER_YIELDS {
+            tokio::task::yield_now().await;
+            while bytes < MAX_RAFT_MESSAGE / 2 {
+                let Ok(next) = rx.try_recv() else { break };
+                bytes += next.request.payload.len();
+                batch.push(next);
+            }
+        }
+        batch.retain(|p| !p.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let (answered_tx, answered) = oneshot::channel::<()>();
+        let mut peer = peer.clone();
+        let no_batches = Arc::clone(&no_batches);
+        tokio::spawn(async move {
+            send_batch(&mut peer, batch, &no_batches).await;
+            drop(answered_tx);
+        });
+        previous = Some((answered, Instant::now()));
+    }
+}
+
+/// Sends one batch (a single request as a plain AppendEntries) and hands out the replies. The
+/// call is bounded by the latest deadline of its requests. A peer that does not know batches
+/// (an older version: the call is unimplemented) fails this one, and is sent plain calls from
+/// then on (`no_batches`); openraft sends the failed requests again.
+async fn send_batch(peer: &mut RaftPeer, batch: Vec<Pending>, no_batches: &AtomicBool) {
+    let deadline = batch
+        .iter()
+        .map(|p| p.deadline)
+        .max()
+        .unwrap_or_else(Instant::now);
+    if batch.len() == 1 || no_batches.load(Ordering::Relaxed) {
+        let singles = batch.into_iter().map(|p| {
+            let mut peer = peer.clone();
+            async move {
+                let call = peer.append_entries(p.request);
+                let outcome = match tokio::time::timeout_at(p.deadline, call).await {
+                    Ok(reply) => reply.map(|r| r.into_inner().payload),
+                    Err(_) => Err(timed_out()),
+                };
+                let _ = p.reply.send(outcome);
+            }
+        });
+        futures::future::join_all(singles).await;
+        return;
+    }
+    let (requests, replies): (Vec<_>, Vec<_>) =
+        batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+    let call = peer.append_entries_batch(RaftBatch { requests });
+    let items = match tokio::time::timeout_at(deadline, call).await {
+        Ok(Ok(reply)) => reply.into_inner().replies,
+        Ok(Err(status)) => {
+            if status.code() == tonic::Code::Unimplemented {
+                no_batches.store(true, Ordering::Relaxed);
+            }
+            return fail_all(replies, &status);
+        }
+        Err(_) => return fail_all(replies, &timed_out()),
+    };
+    if items.len() != replies.len() {
+        let status = tonic::Status::internal(format!(
+            "the peer answered {} of {} batched requests",
+            items.len(),
+            replies.len()
+        ));
+        return fail_all(replies, &status);
+    }
+    for (reply, item) in replies.into_iter().zip(items) {
+        let outcome = match item.result {
+            Some(ItemResult::Payload(payload)) => Ok(payload),
+            Some(ItemResult::Error(e)) => Err(tonic::Status::internal(e)),
+            None => Err(tonic::Status::internal("an empty reply in the batch")),
+        };
+        let _ = reply.send(outcome);
+    }
+}
+
+fn timed_out() -> tonic::Status {
+    tonic::Status::deadline_exceeded("no reply from the peer in time")
+}
+
+fn fail_all(replies: Vec<oneshot::Sender<Outcome>>, status: &tonic::Status) {
+    for reply in replies {
+        let _ = reply.send(Err(status.clone()));
+    }
+}
+
+/// Runs `futures` concurrently and returns their outputs in order, leaving out (as `None`) those
+/// still running `straggler_wait` after the first one finished; those are dropped.
+pub async fn join_bounded<F: Future>(
+    futures: impl IntoIterator<Item = F>,
+    straggler_wait: Duration,
+) -> Vec<Option<F::Output>> {
+    let mut running: FuturesUnordered<_> = futures
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| async move { (i, f.await) })
+        .collect();
+    let mut outputs: Vec<Option<F::Output>> = (0..running.len()).map(|_| None).collect();
+    let mut cutoff = None;
+    loop {
+        let next = match cutoff {
+            None => running.next().await,
+            Some(at) => match tokio::time::timeout_at(at, running.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+        };
+        let Some((i, output)) = next else { break };
+        outputs[i] = Some(output);
+        cutoff.get_or_insert_with(|| Instant::now() + straggler_wait);
+    }
+    outputs
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test fails loudly on the first broken assumption"
+    )]
+
+    use std::sync::{Arc, Mutex};
+
+    use strata_proto::raft_v1::raft_server::{Raft, RaftServer};
+    use strata_proto::raft_v1::{RaftBatchItem, RaftBatchReply, RaftReply};
+    use tonic::{Request, Response, Status};
+
+    use super::*;
+    use crate::raft::network::Peers;
+
+    /// The group whose appends the test peer never answers.
+    const STUCK: u64 = 99;
+
+    /// A peer on a real loopback socket that answers each append with its payload and group,
+    /// a moment later (group [`STUCK`]: never), and records the size of every call it gets.
+    #[derive(Default, Clone)]
+    struct EchoPeer {
+        calls: Arc<Mutex<Vec<usize>>>,
+        /// A peer of an older version: batches are unimplemented.
+        old: bool,
+    }
+
+    impl EchoPeer {
+        /// Waits until the peer has received `n` calls.
+        async fn await_calls(&self, n: usize) {
+            while self.calls.lock().unwrap().len() < n {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+
+        async fn answer(req: RaftRequest) -> Vec<u8> {
+            if req.group == STUCK {
+                std::future::pending::<()>().await;
+            }
+            // Group 1's calls are slow enough for the tests to queue others behind them.
+            let delay = if req.group == 1 { 200 } else { 20 };
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let mut payload = req.payload;
+            payload.push(u8::try_from(req.group).unwrap());
+            payload
+        }
+    }
+
+    #[tonic::async_trait]
+    impl Raft for EchoPeer {
+        async fn append_entries(
+            &self,
+            request: Request<RaftRequest>,
+        ) -> Result<Response<RaftReply>, Status> {
+            self.calls.lock().unwrap().push(1);
+            let payload = EchoPeer::answer(request.into_inner()).await;
+            Ok(Response::new(RaftReply { payload }))
+        }
+
+        async fn append_entries_batch(
+            &self,
+            request: Request<RaftBatch>,
+        ) -> Result<Response<RaftBatchReply>, Status> {
+            if self.old {
+                return Err(Status::unimplemented("AppendEntriesBatch"));
+            }
+            let requests = request.into_inner().requests;
+            self.calls.lock().unwrap().push(requests.len());
+            let answers = requests.into_iter().map(EchoPeer::answer);
+            let replies = join_bounded(answers, MAX_STRAGGLER_WAIT)
+                .await
+                .into_iter()
+                .map(|answer| RaftBatchItem {
+                    result: Some(match answer {
+                        Some(payload) => ItemResult::Payload(payload),
+                        None => ItemResult::Error("not answered in time".into()),
+                    }),
+                })
+                .collect();
+            Ok(Response::new(RaftBatchReply { replies }))
+        }
+
+        async fn vote(&self, _: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+            Err(Status::unimplemented("vote"))
+        }
+
+        async fn install_snapshot(
+            &self,
+            _: Request<RaftRequest>,
+        ) -> Result<Response<RaftReply>, Status> {
+            Err(Status::unimplemented("install_snapshot"))
+        }
+
+        async fn forward(&self, _: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+            Err(Status::unimplemented("forward"))
+        }
+
+        async fn forward_read(
+            &self,
+            _: Request<RaftRequest>,
+        ) -> Result<Response<RaftReply>, Status> {
+            Err(Status::unimplemented("forward_read"))
+        }
+
+        async fn read_index(&self, _: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+            Err(Status::unimplemented("read_index"))
+        }
+    }
+
+    async fn start_peer(old: bool) -> (EchoPeer, AppendQueue) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let peer = EchoPeer {
+            old,
+            ..EchoPeer::default()
+        };
+        let service = RaftServer::new(peer.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let queue = Peers::default().append_queue(&addr).unwrap();
+        (peer, queue)
+    }
+
+    fn request(group: u64, payload: &[u8]) -> RaftRequest {
+        RaftRequest {
+            group,
+            payload: payload.to_vec(),
+        }
+    }
+
+    const TTL: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn requests_queued_during_a_call_share_the_next_one_and_keep_their_replies() {
+        let (peer, queue) = start_peer(false).await;
+        // The first call goes alone; the ten queued while it is out go together.
+        let first = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.call(request(1, b"first"), TTL).await }
+        });
+        peer.await_calls(1).await;
+        let rest: Vec<_> = (2..12u64)
+            .map(|group| {
+                let queue = queue.clone();
+                tokio::spawn(async move {
+                    let payload = format!("p{group}");
+                    queue.call(request(group, payload.as_bytes()), TTL).await
+                })
+            })
+            .collect();
+        assert_eq!(first.await.unwrap().unwrap(), b"first\x01");
+        for (group, reply) in (2..12u64).zip(rest) {
+            let mut expected = format!("p{group}").into_bytes();
+            expected.push(u8::try_from(group).unwrap());
+            assert_eq!(reply.await.unwrap().unwrap(), expected, "group {group}");
+        }
+        assert_eq!(*peer.calls.lock().unwrap(), [1, 10]);
+    }
+
+    #[tokio::test]
+    async fn a_stuck_append_holds_the_others_back_boundedly() {
+        let (peer, queue) = start_peer(false).await;
+        let stuck = tokio::spawn({
+            let queue = queue.clone();
+            async move {
+                queue
+                    .call(request(STUCK, b"s"), Duration::from_secs(2))
+                    .await
+            }
+        });
+        peer.await_calls(1).await;
+        // Queued behind the stuck call: sent once it has been out MAX_CALL_WAIT.
+        let started = Instant::now();
+        let reply = queue.call(request(3, b"x"), TTL).await.unwrap();
+        assert_eq!(reply, b"x\x03");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        // In one batch with the stuck group's append, the other appends are answered and the
+        // stuck one gets an error a bounded time later.
+        let (a, b) = tokio::join!(
+            queue.call(request(STUCK, b"s2"), TTL),
+            queue.call(request(4, b"y"), TTL)
+        );
+        assert!(a.is_err(), "{a:?}");
+        assert_eq!(b.unwrap(), b"y\x04");
+        assert!(
+            stuck.await.unwrap().is_err(),
+            "the first stuck call times out"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_peer_without_batches_gets_plain_calls_after_the_first_refusal() {
+        let (peer, queue) = start_peer(true).await;
+        let pair = || async {
+            tokio::join!(
+                queue.call(request(1, b"a"), TTL),
+                queue.call(request(2, b"b"), TTL)
+            )
+        };
+        let (a, b) = pair().await;
+        assert_eq!(a.unwrap_err().code(), tonic::Code::Unimplemented);
+        assert_eq!(b.unwrap_err().code(), tonic::Code::Unimplemented);
+        let (a, b) = pair().await;
+        assert_eq!(a.unwrap(), b"a\x01");
+        assert_eq!(b.unwrap(), b"b\x02");
+        assert_eq!(*peer.calls.lock().unwrap(), [1, 1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn join_bounded_drops_only_the_stragglers() {
+        let slow = |ms: u64, v: u32| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            v
+        };
+        let outputs = join_bounded(
+            [
+                slow(100, 1),
+                slow(120, 2),
+                slow(100 + 60_000, 3),
+                slow(130, 4),
+            ],
+            Duration::from_millis(50),
+        )
+        .await;
+        assert_eq!(outputs, [Some(1), Some(2), None, Some(4)]);
+        let none: Vec<Option<u32>> =
+            join_bounded(Vec::<std::future::Ready<u32>>::new(), Duration::ZERO).await;
+        assert!(none.is_empty());
+    }
+}
