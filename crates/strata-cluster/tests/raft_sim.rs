@@ -22,7 +22,8 @@
 //!
 //! Network faults, latencies and the schedule come from a fixed seed; openraft's election
 //! timers and the engine's real I/O are not under turmoil's control, so two runs need not
-//! interleave identically, but every run must pass.
+//! interleave identically, but every run must pass. A soak run adds seeds: `STRATA_SIM_SEEDS=N`
+//! runs every scenario with N more.
 
 #![allow(
     clippy::unwrap_used,
@@ -353,6 +354,7 @@ async fn record_changes(id: u64, node: Arc<RaftNode>, shared: Arc<Shared>) {
 }
 
 /// One scheduled fault.
+#[derive(Clone)]
 enum Fault {
     /// Cut every link between the two groups of nodes.
     Partition(Vec<u64>, Vec<u64>),
@@ -385,7 +387,22 @@ struct Scenario {
     quiesce_at: Duration,
 }
 
+/// Runs scenario `s` with its own seed and then, for a soak run, with as many more seeds as
+/// `STRATA_SIM_SEEDS` says (for example `STRATA_SIM_SEEDS=20 cargo test -p strata-cluster
+/// --test raft_sim --release`).
 fn run(s: Scenario) {
+    let more: u64 = std::env::var("STRATA_SIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    for k in 0..=more {
+        let seed = s.seed + k * 1_000;
+        eprintln!("== seed {seed}");
+        run_seed(&s, seed);
+    }
+}
+
+fn run_seed(s: &Scenario, seed: u64) {
     let started = Instant::now();
     let hosts = s.nodes + s.joining;
     let dirs: Vec<tempfile::TempDir> = (0..hosts).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -399,7 +416,7 @@ fn run(s: Scenario) {
         .max_message_latency(Duration::from_millis(15))
         .fail_rate(0.0005)
         .repair_rate(0.05)
-        .rng_seed(s.seed)
+        .rng_seed(seed)
         .build();
     for id in 1..=hosts {
         let dir = dirs[(id - 1) as usize].path().to_path_buf();
@@ -419,7 +436,7 @@ fn run(s: Scenario) {
     }
 
     let mut observed = Observed::default();
-    let mut schedule = s.schedule.into_iter().peekable();
+    let mut schedule = s.schedule.iter().cloned().peekable();
     let mut quiesced = false;
     let mut steps = 0u64;
     let all: Vec<String> = (1..=hosts).map(host_name).collect();

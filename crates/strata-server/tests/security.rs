@@ -251,9 +251,14 @@ async fn start_cluster(
 }
 
 /// Writes and reads back 32 keys through `client`, waiting (at most 20 s) for leaders: they
-/// are elected only if the members can call each other.
+/// are elected only if the members can call each other. A read is retried like a write: on a
+/// loaded machine a young cluster may change a partition's leader between the two (the read is
+/// then refused as leaderless, which the client's few quick retries do not outlast).
 async fn write_through(client: &Client) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let pause = || async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     for i in 0..32 {
         let key = format!("key{i}");
         while let Err(e) = client.put(key.as_bytes(), b"v").await {
@@ -261,12 +266,22 @@ async fn write_through(client: &Client) {
                 std::time::Instant::now() < deadline,
                 "no leader elected: {e}"
             );
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            pause().await;
         }
-        assert_eq!(
-            client.get(key.as_bytes()).await.unwrap(),
-            Some(b"v".to_vec())
-        );
+        let value = loop {
+            match client.get(key.as_bytes()).await {
+                Ok(value) => break value,
+                Err(e) => {
+                    assert!(
+                        std::time::Instant::now() < deadline
+                            && e.code() == Some(tonic::Code::Unavailable),
+                        "read of {key} failed: {e}"
+                    );
+                    pause().await;
+                }
+            }
+        };
+        assert_eq!(value, Some(b"v".to_vec()));
     }
 }
 
