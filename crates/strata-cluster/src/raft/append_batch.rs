@@ -24,7 +24,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use strata_proto::raft_v1::raft_batch_item::Result as ItemResult;
-use strata_proto::raft_v1::{RaftBatch, RaftRequest};
+use strata_proto::raft_v1::{RaftBatch, RaftBatchItem, RaftBatchReply, RaftRequest};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -73,8 +73,10 @@ impl AppendQueue {
     }
 
     /// Sends `request` with the next call and returns the peer's reply payload, or the error of
-    /// the call or of this request; waits at most `ttl`. A request whose caller gave up before
-    /// its call went out is not sent.
+    /// the call or of this request. The call ends `ttl` from now at the latest, or at a later
+    /// deadline of a request sent with it: a caller that must not wait longer bounds its own
+    /// wait ([`PeerClient`](crate::raft::network::PeerClient) does). A request whose caller gave
+    /// up before its call went out is not sent.
     pub async fn call(&self, request: RaftRequest, ttl: Duration) -> Outcome {
         let (reply, rx) = oneshot::channel();
         let pending = Pending {
@@ -85,11 +87,8 @@ impl AppendQueue {
         self.tx
             .send(pending)
             .map_err(|_| tonic::Status::unavailable("the peer's append queue has stopped"))?;
-        match tokio::time::timeout(ttl, rx).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Err(tonic::Status::unavailable("the append call was dropped")),
-            Err(_) => Err(timed_out()),
-        }
+        rx.await
+            .unwrap_or_else(|_| Err(tonic::Status::unavailable("the append call was dropped")))
     }
 }
 
@@ -133,11 +132,6 @@ async fn send_batches(peer: RaftPeer, mut rx: mpsc::UnboundedReceiver<Pending>) 
 /// (an older version: the call is unimplemented) fails this one, and is sent plain calls from
 /// then on (`no_batches`); openraft sends the failed requests again.
 async fn send_batch(peer: &mut RaftPeer, batch: Vec<Pending>, no_batches: &AtomicBool) {
-    let deadline = batch
-        .iter()
-        .map(|p| p.deadline)
-        .max()
-        .unwrap_or_else(Instant::now);
     if batch.len() == 1 || no_batches.load(Ordering::Relaxed) {
         let singles = batch.into_iter().map(|p| {
             let mut peer = peer.clone();
@@ -153,6 +147,11 @@ async fn send_batch(peer: &mut RaftPeer, batch: Vec<Pending>, no_batches: &Atomi
         futures::future::join_all(singles).await;
         return;
     }
+    let deadline = batch
+        .iter()
+        .map(|p| p.deadline)
+        .max()
+        .unwrap_or_else(Instant::now);
     let (requests, replies): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|p| (p.request, p.reply)).unzip();
     let call = peer.append_entries_batch(RaftBatch { requests });
@@ -194,6 +193,27 @@ fn fail_all(replies: Vec<oneshot::Sender<Outcome>>, status: &tonic::Status) {
     }
 }
 
+/// The peer's reply to a batch from the outcomes of its requests, in order, as
+/// [`join_bounded`] gives them: a reply payload, the error of a request, or `None` for one
+/// left out as a straggler.
+pub fn batch_reply(
+    outcomes: impl IntoIterator<Item = Option<Result<Vec<u8>, tonic::Status>>>,
+) -> RaftBatchReply {
+    let replies = outcomes
+        .into_iter()
+        .map(|outcome| RaftBatchItem {
+            result: Some(match outcome {
+                Some(Ok(payload)) => ItemResult::Payload(payload),
+                Some(Err(status)) => ItemResult::Error(status.message().to_string()),
+                None => ItemResult::Error(format!(
+                    "not answered within {MAX_STRAGGLER_WAIT:?} of the batch's first reply"
+                )),
+            }),
+        })
+        .collect();
+    RaftBatchReply { replies }
+}
+
 /// Runs `futures` concurrently and returns their outputs in order, leaving out (as `None`) those
 /// still running `straggler_wait` after the first one finished; those are dropped.
 pub async fn join_bounded<F: Future>(
@@ -231,8 +251,8 @@ mod tests {
 
     use std::sync::{Arc, Mutex};
 
+    use strata_proto::raft_v1::RaftReply;
     use strata_proto::raft_v1::raft_server::{Raft, RaftServer};
-    use strata_proto::raft_v1::{RaftBatchItem, RaftBatchReply, RaftReply};
     use tonic::{Request, Response, Status};
 
     use super::*;
@@ -291,18 +311,11 @@ mod tests {
             }
             let requests = request.into_inner().requests;
             self.calls.lock().unwrap().push(requests.len());
-            let answers = requests.into_iter().map(EchoPeer::answer);
-            let replies = join_bounded(answers, MAX_STRAGGLER_WAIT)
-                .await
+            let answers = requests
                 .into_iter()
-                .map(|answer| RaftBatchItem {
-                    result: Some(match answer {
-                        Some(payload) => ItemResult::Payload(payload),
-                        None => ItemResult::Error("not answered in time".into()),
-                    }),
-                })
-                .collect();
-            Ok(Response::new(RaftBatchReply { replies }))
+                .map(|req| async { Ok(EchoPeer::answer(req).await) });
+            let outcomes = join_bounded(answers, MAX_STRAGGLER_WAIT).await;
+            Ok(Response::new(batch_reply(outcomes)))
         }
 
         async fn vote(&self, _: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {

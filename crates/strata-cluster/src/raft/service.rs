@@ -9,13 +9,12 @@ use std::sync::{Arc, RwLock};
 use openraft::Raft;
 use serde::Serialize;
 use strata_engine::Db;
-use strata_proto::raft_v1::raft_batch_item::Result as ItemResult;
 use strata_proto::raft_v1::raft_server::{Raft as RaftRpc, RaftServer};
-use strata_proto::raft_v1::{RaftBatch, RaftBatchItem, RaftBatchReply, RaftReply, RaftRequest};
+use strata_proto::raft_v1::{RaftBatch, RaftBatchReply, RaftReply, RaftRequest};
 use tonic::{Request, Response, Status};
 
 use crate::partition::{GroupId, Keyspace};
-use crate::raft::append_batch::{MAX_STRAGGLER_WAIT, join_bounded};
+use crate::raft::append_batch::{MAX_STRAGGLER_WAIT, batch_reply, join_bounded};
 use crate::raft::forward::{self, ForwardError};
 use crate::raft::group::Group;
 use crate::raft::network::MAX_RAFT_MESSAGE;
@@ -140,20 +139,9 @@ impl RaftRpc for RaftService {
                 encode(&raft.append_entries(rpc).await)
                     .map_err(|e| Status::internal(format!("encode reply: {e}")))
             });
-        let replies = join_bounded(appends, MAX_STRAGGLER_WAIT)
-            .await
-            .into_iter()
-            .map(|outcome| RaftBatchItem {
-                result: Some(match outcome {
-                    Some(Ok(payload)) => ItemResult::Payload(payload),
-                    Some(Err(status)) => ItemResult::Error(status.message().to_string()),
-                    None => ItemResult::Error(format!(
-                        "not answered within {MAX_STRAGGLER_WAIT:?} of the batch's first reply"
-                    )),
-                }),
-            })
-            .collect();
-        Ok(Response::new(RaftBatchReply { replies }))
+        Ok(Response::new(batch_reply(
+            join_bounded(appends, MAX_STRAGGLER_WAIT).await,
+        )))
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
