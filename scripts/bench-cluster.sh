@@ -13,7 +13,9 @@
 #
 # Options: --duration SECS per phase (default 15), --partitions P (Strata, default 8),
 # --clients N (default 64), --conns N (the clients of both systems share N connections, as
-# etcd's `benchmark --conns`; default: one connection per client), --out DIR (default
+# etcd's `benchmark --conns`; default: one connection per client), --async-clients (the clients
+# of both systems run as tasks on one runtime instead of one OS thread each, as etcd's benchmark
+# runs goroutines; see `strata bench --help`), --out DIR (default
 # target/bench-cluster/<time>). Needs `etcd` (Debian: etcd-server) and python3. Every client
 # writes 16-byte keys and 100-byte values over a keyspace of 100,000 keys; every write is
 # acknowledged after a majority has synced it; reads are linearizable on both systems
@@ -28,6 +30,7 @@ DURATION=15
 PARTITIONS=8
 CLIENTS=64
 CONNS=""
+ASYNC=""
 OUT="target/bench-cluster/$(date +%Y%m%d-%H%M%S)"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,8 +38,9 @@ while [ $# -gt 0 ]; do
     --partitions) PARTITIONS="$2"; shift 2 ;;
     --clients) CLIENTS="$2"; shift 2 ;;
     --conns) CONNS="$2"; shift 2 ;;
+    --async-clients) ASYNC=1; shift ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -86,6 +90,9 @@ ETCD_TARGET="etcd://127.0.0.1:27371,127.0.0.1:27372,127.0.0.1:27373"
 COMMON=(--key-size 16 --value-size 100 --num 100000 --duration "$DURATION" --json)
 if [ -n "$CONNS" ]; then
   COMMON+=(--conns "$CONNS")
+fi
+if [ -n "$ASYNC" ]; then
+  COMMON+=(--async-clients)
 fi
 
 # Both clusters are ready when a single write goes through (bounded: 60 tries, 1 s apart).

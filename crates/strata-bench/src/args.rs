@@ -106,6 +106,13 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N")]
     pub conns: Option<usize>,
 
+    /// Run the clients of a `grpc://` or `etcd://` target as tasks on one tokio runtime (a
+    /// worker per core) instead of one OS thread each, as etcd's benchmark runs its clients as
+    /// goroutines: `--threads` is then the number of concurrent clients. Fill and read
+    /// workloads only.
+    #[arg(long)]
+    pub async_clients: bool,
+
     /// Access token for --target (gRPC `authorization: Bearer`, RESP `AUTH`).
     #[arg(long, env = "STRATA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -144,6 +151,7 @@ impl Default for BenchArgs {
             engine: EngineKind::Strata,
             target: None,
             conns: None,
+            async_clients: false,
             token: None,
             distribution: Distribution::Uniform,
             seed: 301,
@@ -170,6 +178,12 @@ impl BenchArgs {
         if self.conns == Some(0) {
             return invalid("--conns", "must be at least 1".into());
         }
+        if self.async_clients && !matches!(self.target, Some(Target::Grpc(_) | Target::Etcd(_))) {
+            return invalid(
+                "--async-clients",
+                "needs a grpc:// or etcd:// --target".into(),
+            );
+        }
         if self.batch_size == 0 {
             return invalid("--batch-size", "must be at least 1".into());
         }
@@ -194,7 +208,16 @@ impl BenchArgs {
                 format!("at most {}", strata_engine::MAX_VALUE_LEN),
             );
         }
-        self.workloads().map(|_| ())
+        let workloads = self.workloads()?;
+        if self.async_clients
+            && let Some(w) = workloads.iter().find(|w| !crate::tasks::runs(**w))
+        {
+            return invalid(
+                "--async-clients",
+                format!("runs fill and point-read workloads only, not {}", w.name()),
+            );
+        }
+        Ok(())
     }
 
     /// The directory the run uses: `--data`, or `strata-bench` in the system's temp directory.

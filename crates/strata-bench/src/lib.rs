@@ -3,7 +3,8 @@
 //! The benchmark behind `strata bench`: db_bench-style workloads (fillseq, fillrandom,
 //! overwrite, readrandom, readmissing, readseq, seekrandom, deleterandom, fillsync) and YCSB A,
 //! B, C and F, with db_bench's key and value formats, run by one OS thread per client against a
-//! [`Backend`]. Every operation is timed into an HDR histogram; a run reports ops/s, MB/s,
+//! [`Backend`] (or, for a gRPC or etcd server, by one tokio task per client with
+//! `--async-clients`). Every operation is timed into an HDR histogram; a run reports ops/s, MB/s,
 //! latency percentiles and resident memory per workload, as a table or as JSON lines. Two
 //! measurements of the machine sit beside them so that figures can be judged in the same run:
 //! `rawsync`, the disk's raw `fdatasync` rate, and `coldread`, GETs whose files were evicted
@@ -33,6 +34,7 @@
 //! - [`args`]: [`BenchArgs`], the flags (a clap `Args` struct the CLI flattens).
 //! - [`workload`]: the [`Workload`]s and their db_bench/YCSB semantics.
 //! - [`runner`]: [`run`]: threads, timing, store lifecycle; [`run_and_report`] prints too.
+//! - `tasks`: clients as tasks of one runtime (`--async-clients`), for gRPC and etcd targets.
 //! - [`backend`]: the [`Backend`] trait; `embedded` (Strata) and `fjall` engines, `grpc`,
 //!   `resp` and `etcd` remote backends, the [`Target`] of a remote run.
 //! - [`keys`]: db_bench's key format and value generator.
@@ -53,6 +55,7 @@ pub mod memory;
 pub mod probe;
 pub mod report;
 pub mod runner;
+mod tasks;
 pub mod workload;
 
 pub use args::BenchArgs;

@@ -18,6 +18,7 @@ use crate::keys::{KeyFormat, ValueGenerator};
 use crate::memory;
 use crate::probe::{PageCacheEvictor, SyncProbe};
 use crate::report::{self, WorkloadResult};
+use crate::tasks;
 use crate::workload::Workload;
 
 /// A file in the data directory that marks it as ours, so that fill workloads may wipe it.
@@ -168,31 +169,31 @@ fn prepare_data_dir(dir: &Path, wipe: Option<&Path>) -> Result<()> {
 }
 
 /// Everything the threads of one workload share.
-struct Shared<'a> {
-    workload: Workload,
+pub(crate) struct Shared<'a> {
+    pub(crate) workload: Workload,
     store: Option<&'a dyn Backend>,
-    keys: KeyFormat,
-    value_size: usize,
-    num: u64,
-    ops: u64,
+    pub(crate) keys: KeyFormat,
+    pub(crate) value_size: usize,
+    pub(crate) num: u64,
+    pub(crate) ops: u64,
     batch: usize,
     sync: bool,
-    seed: u64,
+    pub(crate) seed: u64,
     chooser: KeyChooser,
-    deadline: Option<Instant>,
-    bar: ProgressBar,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) bar: ProgressBar,
     data_dir: &'a Path,
 }
 
-/// What one thread measured.
+/// What one client (a thread, or a task with `--async-clients`) measured.
 #[derive(Debug, Default)]
-struct ThreadOutcome {
+pub(crate) struct ThreadOutcome {
     hist: LatencyHistogram,
-    ops: u64,
+    pub(crate) ops: u64,
     bytes: u64,
-    found: u64,
-    start: Option<Instant>,
-    end: Option<Instant>,
+    pub(crate) found: u64,
+    pub(crate) start: Option<Instant>,
+    pub(crate) end: Option<Instant>,
 }
 
 fn run_workload(
@@ -235,21 +236,30 @@ fn run_workload(
         s.flush()?;
         evictor(&shared)?.sync_and_evict()?;
     }
-    let outcomes: Vec<Result<ThreadOutcome>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|tid| {
-                let shared = &shared;
-                scope.spawn(move || run_thread(shared, tid))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or(Err(Error::ThreadPanicked(workload.name())))
-            })
-            .collect()
-    });
+    let outcomes: Vec<Result<ThreadOutcome>> = match (&args.target, args.async_clients) {
+        (Some(target), true) => tasks::run(
+            target,
+            args.token.as_deref(),
+            backend::conns::Conns::from_arg(args.conns),
+            tasks::Plan::new(&shared),
+            threads,
+        )?,
+        _ => std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|tid| {
+                    let shared = &shared;
+                    scope.spawn(move || run_thread(shared, tid))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or(Err(Error::ThreadPanicked(workload.name())))
+                })
+                .collect()
+        }),
+    };
     shared.bar.finish_and_clear();
     let mut total = ThreadOutcome::default();
     for o in outcomes {
@@ -335,14 +345,7 @@ fn evictor(shared: &Shared<'_>) -> Result<PageCacheEvictor> {
 
 /// One client thread's loop: `shared.ops` operations of the workload, or until the deadline.
 fn run_thread(shared: &Shared<'_>, tid: usize) -> Result<ThreadOutcome> {
-    let seed = shared.seed.wrapping_add(tid as u64);
-    let mut t = ThreadState {
-        rng: Rng::new(seed ^ 0x5eed),
-        values: ValueGenerator::new(seed, shared.value_size),
-        key: Vec::with_capacity(shared.keys.key_size() + 1),
-        out: ThreadOutcome::default(),
-        since_progress: 0,
-    };
+    let mut t = ThreadState::new(shared.seed, tid, shared.keys, shared.value_size);
     if shared.workload == Workload::RawSync {
         t.out.start = Some(Instant::now());
         raw_sync(shared, &mut t)?;
@@ -363,16 +366,30 @@ fn run_thread(shared: &Shared<'_>, tid: usize) -> Result<ThreadOutcome> {
     Ok(t.out)
 }
 
-struct ThreadState {
-    rng: Rng,
-    values: ValueGenerator,
-    key: Vec<u8>,
-    out: ThreadOutcome,
-    since_progress: u64,
+/// One client's random streams, key buffer and measurements.
+pub(crate) struct ThreadState {
+    pub(crate) rng: Rng,
+    pub(crate) values: ValueGenerator,
+    pub(crate) key: Vec<u8>,
+    pub(crate) out: ThreadOutcome,
+    pub(crate) since_progress: u64,
 }
 
 impl ThreadState {
-    fn finished(&mut self, bar: &ProgressBar, started: Instant, ops: u64, bytes: u64) {
+    /// The state of client `tid` of a run seeded with `seed` (client i uses seed + i).
+    pub(crate) fn new(seed: u64, tid: usize, keys: KeyFormat, value_size: usize) -> ThreadState {
+        let seed = seed.wrapping_add(tid as u64);
+        ThreadState {
+            rng: Rng::new(seed ^ 0x5eed),
+            values: ValueGenerator::new(seed, value_size),
+            key: Vec::with_capacity(keys.key_size() + 1),
+            out: ThreadOutcome::default(),
+            since_progress: 0,
+        }
+    }
+
+    /// Records one timed call of `ops` operations and `bytes` bytes that began at `started`.
+    pub(crate) fn finished(&mut self, bar: &ProgressBar, started: Instant, ops: u64, bytes: u64) {
         self.out.hist.record(started.elapsed());
         self.out.ops += ops;
         self.out.bytes += bytes;
@@ -384,7 +401,8 @@ impl ThreadState {
     }
 }
 
-fn past(deadline: Option<Instant>, now: Instant) -> bool {
+/// Whether `deadline` has passed at `now`.
+pub(crate) fn past(deadline: Option<Instant>, now: Instant) -> bool {
     deadline.is_some_and(|d| now >= d)
 }
 
@@ -515,12 +533,17 @@ fn point_ops(shared: &Shared<'_>, store: &dyn Backend, t: &mut ThreadState) -> R
 }
 
 fn next_write_key(shared: &Shared<'_>, t: &mut ThreadState, seq_next: &mut u64) -> u64 {
-    if shared.workload == Workload::FillSeq {
-        let k = *seq_next % shared.num;
+    write_key(shared.workload, shared.num, &mut t.rng, seq_next)
+}
+
+/// The number of the next key a fill workload writes: in order for fillseq, else at random.
+pub(crate) fn write_key(workload: Workload, num: u64, rng: &mut Rng, seq_next: &mut u64) -> u64 {
+    if workload == Workload::FillSeq {
+        let k = *seq_next % num;
         *seq_next += 1;
         k
     } else {
-        t.rng.below(shared.num)
+        rng.below(num)
     }
 }
 

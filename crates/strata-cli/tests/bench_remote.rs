@@ -89,3 +89,49 @@ fn grpc_threads_can_share_connections() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--conns"));
     assert!(server.stop().success());
 }
+
+#[test]
+fn grpc_clients_can_run_as_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let target = format!("grpc://{}", server.grpc);
+    for extra in [
+        &["--async-clients"][..],
+        &["--async-clients", "--conns", "1"],
+    ] {
+        let (results, stderr) = bench(&target, "fillseq,readrandom,readmissing", extra);
+        assert_eq!(results.len(), 3, "{stderr}");
+        assert_eq!(find(&results, "fillseq")["ops"], 400);
+        assert_eq!(find(&results, "fillseq")["threads"], 2);
+        assert_eq!(find(&results, "readrandom")["found"], 400);
+        assert_eq!(find(&results, "readmissing")["ops"], 400);
+        assert_eq!(find(&results, "readmissing")["found"], 0);
+    }
+
+    // Refused before anything runs: a workload tasks do not run, and a RESP target.
+    for (t, workload) in [
+        (target.clone(), "fillseq,seekrandom"),
+        (format!("redis://{}", server.redis), "fillseq"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args([
+                "bench",
+                "--target",
+                &t,
+                "--benchmarks",
+                workload,
+                "--async-clients",
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--async-clients"), "{stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "nothing ran: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert!(server.stop().success());
+}

@@ -23,7 +23,7 @@ const NAME: &str = "etcd";
 
 /// The generated etcd KV client (`proto/etcd_kv.proto`).
 #[allow(missing_docs, clippy::all, clippy::pedantic, reason = "generated code")]
-mod pb {
+pub(crate) mod pb {
     tonic::include_proto!("etcdserverpb");
 }
 
@@ -48,9 +48,7 @@ impl std::fmt::Debug for Etcd {
 /// connections as `conns` says.
 pub fn open(addrs: &[String], conns: Conns) -> Result<Opened> {
     let clients = ThreadClients::new(NAME, conns, Endpoints::new(addrs), |blocker, addr| {
-        blocker
-            .block_on(KvClient::connect(format!("http://{addr}")))
-            .map_err(|e| Error::backend(NAME, "connect", e))
+        blocker.block_on(connect(addr))
     })?;
     let first = Etcd::new(Arc::new(clients))?;
     first.get(b"strata-bench-probe")?;
@@ -79,35 +77,53 @@ impl Etcd {
     }
 }
 
+/// Connects a client to the member at `addr` (`host:port`).
+pub(crate) async fn connect(addr: &str) -> Result<KvClient<Channel>> {
+    KvClient::connect(format!("http://{addr}"))
+        .await
+        .map_err(|e| Error::backend(NAME, "connect", e))
+}
+
+/// Reads `key` (linearizably, etcd's default) through `client`.
+pub(crate) async fn range(client: &KvClient<Channel>, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    let request = pb::RangeRequest {
+        key: key.to_vec(),
+        ..Default::default()
+    };
+    let reply = client
+        .clone()
+        .range(request)
+        .await
+        .map_err(|e| Error::backend(NAME, "range", e))?;
+    Ok(reply.into_inner().kvs.into_iter().next().map(|kv| kv.value))
+}
+
+/// Writes `key` through `client`; etcd answers once its Raft entry is committed.
+pub(crate) async fn put(client: &KvClient<Channel>, key: &[u8], value: &[u8]) -> Result<()> {
+    let request = pb::PutRequest {
+        key: key.to_vec(),
+        value: value.to_vec(),
+        lease: 0,
+    };
+    client
+        .clone()
+        .put(request)
+        .await
+        .map_err(|e| Error::backend(NAME, "put", e))?;
+    Ok(())
+}
+
 impl Backend for Etcd {
     fn name(&self) -> &'static str {
         NAME
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let request = pb::RangeRequest {
-            key: key.to_vec(),
-            ..Default::default()
-        };
-        let mut client = self.client.clone();
-        let reply = self
-            .blocker
-            .block_on(client.range(request))
-            .map_err(|e| Error::backend(NAME, "range", e))?;
-        Ok(reply.into_inner().kvs.into_iter().next().map(|kv| kv.value))
+        self.blocker.block_on(range(&self.client, key))
     }
 
     fn put(&self, key: &[u8], value: &[u8], _sync: bool) -> Result<()> {
-        let request = pb::PutRequest {
-            key: key.to_vec(),
-            value: value.to_vec(),
-            lease: 0,
-        };
-        let mut client = self.client.clone();
-        self.blocker
-            .block_on(client.put(request))
-            .map_err(|e| Error::backend(NAME, "put", e))?;
-        Ok(())
+        self.blocker.block_on(put(&self.client, key, value))
     }
 
     fn delete(&self, _key: &[u8], _sync: bool) -> Result<()> {

@@ -37,16 +37,9 @@ impl std::fmt::Debug for Grpc {
 /// Connects to the servers `addrs` (checking one answers), with `token` when given, giving
 /// threads their connections as `conns` says.
 pub fn open(addrs: &[String], token: Option<&str>, conns: Conns) -> Result<Opened> {
-    let opts = ClientOptions {
-        token: token.map(str::to_owned),
-        // A benchmark reports failures rather than hiding them behind retries.
-        max_retries: 0,
-        ..ClientOptions::default()
-    };
+    let token = token.map(str::to_owned);
     let clients = ThreadClients::new(NAME, conns, Endpoints::new(addrs), move |blocker, addr| {
-        blocker
-            .block_on(Client::connect(addr, opts.clone()))
-            .map_err(|e| Error::backend(NAME, "connect", e))
+        blocker.block_on(connect(addr, token.as_deref()))
     })?;
     let first = Grpc::new(Arc::new(clients))?;
     first.call("status", first.client.status())?;
@@ -59,6 +52,24 @@ pub fn open(addrs: &[String], token: Option<&str>, conns: Conns) -> Result<Opene
         backend: Arc::new(first),
         notes,
     })
+}
+
+/// Connects a client to the server at `addr` (`host:port`), with `token` when given.
+pub(crate) async fn connect(addr: &str, token: Option<&str>) -> Result<Client> {
+    let opts = ClientOptions {
+        token: token.map(str::to_owned),
+        // A benchmark reports failures rather than hiding them behind retries.
+        max_retries: 0,
+        ..ClientOptions::default()
+    };
+    Client::connect(addr, opts)
+        .await
+        .map_err(|e| Error::backend(NAME, "connect", e))
+}
+
+/// `result` of the call `op`, with its error as the benchmark reports it.
+pub(crate) fn answer<T>(op: &'static str, result: strata_client::Result<T>) -> Result<T> {
+    result.map_err(|e| Error::backend(NAME, op, e))
 }
 
 impl Grpc {
@@ -77,9 +88,7 @@ impl Grpc {
         op: &'static str,
         fut: impl Future<Output = strata_client::Result<T>>,
     ) -> Result<T> {
-        self.blocker
-            .block_on(fut)
-            .map_err(|e| Error::backend(NAME, op, e))
+        answer(op, self.blocker.block_on(fut))
     }
 }
 
