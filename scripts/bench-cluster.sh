@@ -13,9 +13,9 @@
 #
 # Options: --duration SECS per phase (default 15), --partitions P (Strata, default 8),
 # --clients N (default 64), --conns N (the clients of both systems share N connections, as
-# etcd's `benchmark --conns`; default: one connection per client), --async-clients (the clients
-# of both systems run as tasks on one runtime instead of one OS thread each, as etcd's benchmark
-# runs goroutines; see `strata bench --help`), --out DIR (default
+# etcd's `benchmark --conns`; default: one connection per client), --thread-clients (the clients
+# of both systems run as one OS thread each, blocking on every call, instead of as tasks of one
+# runtime, `strata bench --async-clients`, as etcd's benchmark runs goroutines), --out DIR (default
 # target/bench-cluster/<time>). Needs `etcd` (Debian: etcd-server) and python3. Every client
 # writes 16-byte keys and 100-byte values over a keyspace of 100,000 keys; every write is
 # acknowledged after a majority has synced it; reads are linearizable on both systems
@@ -30,7 +30,7 @@ DURATION=15
 PARTITIONS=8
 CLIENTS=64
 CONNS=""
-ASYNC=""
+ASYNC=1
 OUT="target/bench-cluster/$(date +%Y%m%d-%H%M%S)"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -38,7 +38,7 @@ while [ $# -gt 0 ]; do
     --partitions) PARTITIONS="$2"; shift 2 ;;
     --clients) CLIENTS="$2"; shift 2 ;;
     --conns) CONNS="$2"; shift 2 ;;
-    --async-clients) ASYNC=1; shift ;;
+    --thread-clients) ASYNC=""; shift ;;
     --out) OUT="$2"; shift 2 ;;
     -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -148,10 +148,11 @@ for phase in "1 fillrandom" "$CLIENTS fillrandom" "$CLIENTS readrandom"; do
 done
 
 echo "== results in $RESULTS" >&2
-python3 - "$RESULTS" "$PARTITIONS" "$DURATION" <<'PY'
+python3 - "$RESULTS" "$PARTITIONS" "$DURATION" "$([ -n "$ASYNC" ] && echo tasks || echo threads)" "${CONNS:-one per client}" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print(f"3 nodes each, loopback; Strata {sys.argv[2]} partitions; {sys.argv[3]} s per phase; "
+      f"clients as {sys.argv[4]}, connections: {sys.argv[5]}; "
       "16-byte keys, 100-byte values; cpu us: the three servers' CPU time per operation")
 head = (f"{'workload':<12}{'clients':>8}{'strata ops/s':>14}{'p50 ms':>8}{'p99 ms':>8}{'cpu us':>8}"
         f"{'etcd ops/s':>12}{'p50 ms':>8}{'p99 ms':>8}{'cpu us':>8}{'ratio':>8}")
