@@ -388,6 +388,35 @@ impl ThreadState {
         }
     }
 
+    /// Puts the key the next point read of `workload` asks for in `self.key`: a missing one
+    /// for readmissing, else a present one.
+    pub(crate) fn next_read_key(&mut self, workload: Workload, keys: KeyFormat, num: u64) {
+        let k = self.rng.below(num);
+        if workload == Workload::ReadMissing {
+            keys.missing(k, &mut self.key);
+        } else {
+            keys.present(k, &mut self.key);
+        }
+    }
+
+    /// Counts the answer of a point read of `workload` (the length of the value found, if
+    /// any) and returns the bytes it moved.
+    pub(crate) fn read_answered(
+        &mut self,
+        workload: Workload,
+        key_len: u64,
+        value_len: Option<usize>,
+    ) -> u64 {
+        if value_len.is_some() {
+            self.out.found += 1;
+        }
+        match (workload, value_len) {
+            (Workload::ReadMissing, _) => key_len + 1,
+            (_, Some(n)) => key_len + n as u64,
+            (_, None) => key_len,
+        }
+    }
+
     /// Records one timed call of `ops` operations and `bytes` bytes that began at `started`.
     pub(crate) fn finished(&mut self, bar: &ProgressBar, started: Instant, ops: u64, bytes: u64) {
         self.out.hist.record(started.elapsed());
@@ -459,25 +488,11 @@ fn point_ops(shared: &Shared<'_>, store: &dyn Backend, t: &mut ThreadState) -> R
                 store.delete(&t.key, shared.sync)?;
                 t.finished(&shared.bar, started, 1, key_len);
             }
-            Workload::ReadRandom | Workload::ColdRead => {
-                let k = t.rng.below(shared.num);
-                shared.keys.present(k, &mut t.key);
-                let bytes = match store.get(&t.key)? {
-                    Some(v) => {
-                        t.out.found += 1;
-                        key_len + v.len() as u64
-                    }
-                    None => key_len,
-                };
+            Workload::ReadRandom | Workload::ColdRead | Workload::ReadMissing => {
+                t.next_read_key(shared.workload, shared.keys, shared.num);
+                let value = store.get(&t.key)?;
+                let bytes = t.read_answered(shared.workload, key_len, value.map(|v| v.len()));
                 t.finished(&shared.bar, started, 1, bytes);
-            }
-            Workload::ReadMissing => {
-                let k = t.rng.below(shared.num);
-                shared.keys.missing(k, &mut t.key);
-                if store.get(&t.key)?.is_some() {
-                    t.out.found += 1;
-                }
-                t.finished(&shared.bar, started, 1, key_len + 1);
             }
             Workload::SeekRandom => {
                 let k = t.rng.below(shared.num);

@@ -109,8 +109,9 @@ pub(crate) fn runs(workload: Workload) -> bool {
     )
 }
 
-/// Runs `plan` (of a workload that [`runs`]) with `clients` client tasks against `target` (spread round-robin over its
-/// members, or sharing `conns` connections), and returns what each measured.
+/// Runs `plan` (of a workload that [`runs`]) with `clients` client tasks against `target`
+/// (spread round-robin over its members, or sharing `conns` connections), and returns what
+/// each measured.
 pub(crate) fn run(
     target: &Target,
     token: Option<&str>,
@@ -166,19 +167,9 @@ async fn client_loop(plan: Arc<Plan>, tid: usize, client: TaskClient) -> Result<
         }
         let bytes = match plan.workload {
             Workload::ReadRandom | Workload::ReadMissing => {
-                let k = t.rng.below(plan.num);
-                if plan.workload == Workload::ReadMissing {
-                    plan.keys.missing(k, &mut t.key);
-                } else {
-                    plan.keys.present(k, &mut t.key);
-                }
-                match client.get(&t.key).await? {
-                    Some(v) => {
-                        t.out.found += 1;
-                        key_len + v.len() as u64
-                    }
-                    None => key_len,
-                }
+                t.next_read_key(plan.workload, plan.keys, plan.num);
+                let value = client.get(&t.key).await?;
+                t.read_answered(plan.workload, key_len, value.map(|v| v.len()))
             }
             _ => {
                 let k = write_key(plan.workload, plan.num, &mut t.rng, &mut seq_next);
