@@ -502,7 +502,7 @@ mod tests {
             for (seq, (key, value)) in writes.iter().enumerate() {
                 let seq = seq as u64 + 1;
                 m.add(seq, ValueKind::Put, key, &[*value]);
-                model.insert(key.clone(), (seq, *value));
+                model.insert(key.clone(), *value);
             }
             let mut it = m.iter();
             it.seek_to_first().unwrap();
@@ -519,7 +519,7 @@ mod tests {
                 .collect();
             expected.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
             prop_assert_eq!(seen, expected);
-            for (key, (_, value)) in &model {
+            for (key, value) in &model {
                 let got = m.get(key, u64::MAX >> 8).unwrap();
                 prop_assert_eq!(got.value.as_ref(), &[*value][..]);
             }
