@@ -389,8 +389,17 @@ struct Scenario {
 
 /// Runs scenario `s` with its own seed and then, for a soak run, with as many more seeds as
 /// `STRATA_SIM_SEEDS` says (for example `STRATA_SIM_SEEDS=20 cargo test -p strata-cluster
-/// --test raft_sim --release`).
+/// --test raft_sim --release`). `STRATA_SIM_SEED=N` runs seed N alone, to replay a failure a
+/// soak run reported (`== seed N` precedes each run's output).
 fn run(s: Scenario) {
+    if let Some(seed) = std::env::var("STRATA_SIM_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        eprintln!("== seed {seed}");
+        run_seed(&s, seed);
+        return;
+    }
     let more: u64 = std::env::var("STRATA_SIM_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -651,6 +651,67 @@ impl RaftNode {
         Ok(self.meta_record().await?.1)
     }
 
+    /// The meta group's record, read linearizably through the other members `known` names,
+    /// for a node whose own replica of the meta group cannot reach a leader: a node removed from
+    /// the cluster while it was down is no longer sent the meta group's entries, so its replica
+    /// stays at the record from before its removal and never learns a leader. Each member is
+    /// asked in turn; one that does not lead the meta group names the leader, who is asked next.
+    pub(crate) async fn meta_via_members(&self, known: &ClusterMeta) -> Result<ClusterMeta> {
+        let keys = vec![CLUSTER_KEY.to_vec()];
+        let mut last = None;
+        for addr in known
+            .members
+            .iter()
+            .filter(|(id, _)| **id != self.id)
+            .map(|(_, addr)| addr)
+        {
+            let mut addr = addr.clone();
+            // The member asked, then the leader it names.
+            for _ in 0..2 {
+                let client = self
+                    .peers
+                    .client(&addr)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                let read = forward::call::<_, Vec<Option<Vec<u8>>>>(
+                    client,
+                    ForwardRpc::Read,
+                    Keyspace::Meta,
+                    &keys,
+                );
+                match tokio::time::timeout(self.request_timeout, read).await {
+                    Ok(Ok(values)) => {
+                        let bytes = single_value(values)?.ok_or_else(|| {
+                            Error::Unavailable("the cluster is not recorded yet; retry".into())
+                        })?;
+                        return decode_meta(&bytes);
+                    }
+                    Ok(Err(ForwardError::NotLeader {
+                        leader: Some((_, leader)),
+                    })) if leader != addr => {
+                        last = Some(Error::Unavailable(format!(
+                            "{addr} does not lead the meta group; {leader} may"
+                        )));
+                        addr = leader;
+                    }
+                    Ok(Err(e)) => {
+                        last = Some(Error::from(e));
+                        break;
+                    }
+                    Err(_) => {
+                        last = Some(Error::Unavailable(format!(
+                            "no reply from {addr} within {:?}",
+                            self.request_timeout
+                        )));
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::Unavailable("no other member to read the cluster record from".into())
+        }))
+    }
+
     /// Creates the meta group's record from this node's bootstrap configuration, if this node
     /// was bootstrapped and no record exists: the same command from every bootstrapped node,
     /// applied only once. Voters the partition groups already have are members too, so a

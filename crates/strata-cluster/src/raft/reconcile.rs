@@ -12,8 +12,12 @@
 //! and a node that restarts reads the record from its own store.
 //!
 //! Before acting the task reads the record linearizably, so a node whose replica of the meta
-//! group lags never undoes a newer change. It also creates the record once, on the first
-//! leader of a bootstrapped cluster's meta group.
+//! group lags never undoes a newer change. A node that leads any group also checks the
+//! committed record every [`CONFIRM_EVERY`] passes even when its own replica shows nothing to
+//! do: a node removed from the cluster while it was down never receives the meta group's
+//! entries again, so its replica would show it a member for ever, and a group it came back to
+//! lead would keep it (and, asked through the other members, the record tells it to leave).
+//! It also creates the record once, on the first leader of a bootstrapped cluster's meta group.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
@@ -22,21 +26,25 @@ use std::time::Duration;
 use openraft::{ServerState, StoredMembership};
 use tokio::sync::Notify;
 
-use crate::Result;
 use crate::partition::Keyspace;
 use crate::raft::group::Group;
 use crate::raft::membership::{self, MembershipChange};
 use crate::raft::meta::ClusterMeta;
 use crate::raft::node::RaftNode;
 use crate::raft::types::{Node, NodeId};
+use crate::{Error, Result};
 
 /// The longest one step may take: adding a node waits for it to catch up from the log or a
 /// snapshot. A step cut short is taken again by a later pass.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Every how many passes a node that leads a group compares it with the committed record even
+/// when its own replica of the record shows nothing to do.
+const CONFIRM_EVERY: u64 = 10;
+
 /// Runs passes every `interval`, or sooner when `wake` is notified, until the node stops.
 pub(crate) async fn run(node: Weak<RaftNode>, wake: Arc<Notify>, interval: Duration) {
-    loop {
+    for passes in 1u64.. {
         {
             let Some(node) = node.upgrade() else {
                 return;
@@ -44,7 +52,8 @@ pub(crate) async fn run(node: Weak<RaftNode>, wake: Arc<Notify>, interval: Durat
             if node.is_stopped() {
                 return;
             }
-            if let Err(e) = pass(&node).await {
+            let confirm = passes.is_multiple_of(CONFIRM_EVERY);
+            if let Err(e) = pass(&node, confirm).await {
                 tracing::debug!(node = node.id(), error = %e, "reconcile pass cut short");
             }
         }
@@ -53,7 +62,9 @@ pub(crate) async fn run(node: Weak<RaftNode>, wake: Arc<Notify>, interval: Durat
 }
 
 /// One comparison of every group this node leads with the record, and the steps it calls for.
-async fn pass(node: &RaftNode) -> Result<()> {
+/// With `confirm`, the committed record is read even if this node's replica shows every group
+/// in line.
+async fn pass(node: &RaftNode, confirm: bool) -> Result<()> {
     let Some(local) = node.local_meta()? else {
         let leads_meta = node
             .group_metrics(Keyspace::Meta)
@@ -76,11 +87,20 @@ async fn pass(node: &RaftNode) -> Result<()> {
             })
             .collect()
     };
-    if out_of_line(&local).is_empty() {
+    let leads_a_group = node
+        .groups()
+        .iter()
+        .any(|g| g.raft().metrics().borrow().state == ServerState::Leader);
+    if out_of_line(&local).is_empty() && !(confirm && leads_a_group) {
         return Ok(());
     }
-    // This replica of the record may lag the meta group's: act on the committed one.
-    let meta = node.meta().await?;
+    // This replica of the record may lag the meta group's: act on the committed one, asked of
+    // the other members when this node's meta group knows no leader.
+    let meta = match node.meta().await {
+        Ok(meta) => meta,
+        Err(Error::Unavailable(_)) => node.meta_via_members(&local).await?,
+        Err(e) => return Err(e),
+    };
     node.learn_members(&meta);
     let work = out_of_line(&meta);
     futures::future::join_all(
