@@ -23,7 +23,7 @@
 //! Network faults, latencies and the schedule come from a fixed seed; openraft's election
 //! timers and the engine's real I/O are not under turmoil's control, so two runs need not
 //! interleave identically, but every run must pass. A soak run adds seeds: `STRATA_SIM_SEEDS=N`
-//! runs every scenario with N more.
+//! runs every scenario with N more, and `STRATA_SIM_SEED=N` replays the one seed a failure names.
 
 #![allow(
     clippy::unwrap_used,
