@@ -638,10 +638,7 @@ impl RaftNode {
         let values = self
             .read_from(Keyspace::Meta, vec![CLUSTER_KEY.to_vec()])
             .await?;
-        let bytes = single_value(values)?
-            .ok_or_else(|| Error::Unavailable("the cluster is not recorded yet; retry".into()))?;
-        let meta = decode_meta(&bytes)?;
-        Ok((bytes, meta))
+        record_of(values)
     }
 
     /// The meta group's record, read linearizably (see [`RaftNode::local_meta`] for this
@@ -679,12 +676,7 @@ impl RaftNode {
                     &keys,
                 );
                 match tokio::time::timeout(self.request_timeout, read).await {
-                    Ok(Ok(values)) => {
-                        let bytes = single_value(values)?.ok_or_else(|| {
-                            Error::Unavailable("the cluster is not recorded yet; retry".into())
-                        })?;
-                        return decode_meta(&bytes);
-                    }
+                    Ok(Ok(values)) => return Ok(record_of(values)?.1),
                     Ok(Err(ForwardError::NotLeader {
                         leader: Some((_, leader)),
                     })) if leader != addr => {
@@ -874,6 +866,15 @@ pub(crate) fn single_value(mut values: Vec<Option<Vec<u8>>>) -> Result<Option<Ve
             "the leader answered a read with the wrong count".into(),
         )),
     }
+}
+
+/// The record a linearizable read of [`CLUSTER_KEY`] returned, with its stored bytes;
+/// [`Error::Unavailable`] until a bootstrapped cluster recorded itself.
+fn record_of(values: Vec<Option<Vec<u8>>>) -> Result<(Vec<u8>, ClusterMeta)> {
+    let bytes = single_value(values)?
+        .ok_or_else(|| Error::Unavailable("the cluster is not recorded yet; retry".into()))?;
+    let meta = decode_meta(&bytes)?;
+    Ok((bytes, meta))
 }
 
 fn decode_meta(bytes: &[u8]) -> Result<ClusterMeta> {

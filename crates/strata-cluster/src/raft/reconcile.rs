@@ -87,11 +87,12 @@ async fn pass(node: &RaftNode, confirm: bool) -> Result<()> {
             })
             .collect()
     };
-    let leads_a_group = node
-        .groups()
-        .iter()
-        .any(|g| g.raft().metrics().borrow().state == ServerState::Leader);
-    if out_of_line(&local).is_empty() && !(confirm && leads_a_group) {
+    let leads_a_group = || {
+        node.groups()
+            .iter()
+            .any(|g| g.raft().metrics().borrow().state == ServerState::Leader)
+    };
+    if out_of_line(&local).is_empty() && !(confirm && leads_a_group()) {
         return Ok(());
     }
     // This replica of the record may lag the meta group's: act on the committed one, asked of
