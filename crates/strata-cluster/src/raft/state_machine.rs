@@ -26,7 +26,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -84,6 +84,11 @@ fn decode_applied(bytes: Option<Vec<u8>>) -> Result<AppliedState, StorageError> 
     }
 }
 
+/// Locks `m`; a panic elsewhere while it was held leaves nothing half-done in these values.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn sm_read<E: std::error::Error + 'static>(e: E) -> StorageError {
     storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, &e)
 }
@@ -119,13 +124,27 @@ impl StateMachine {
     /// Makes `path` the current snapshot's file, removing the one it replaces (a follower
     /// still reading that one keeps its open file).
     fn set_current(&self, meta: SnapshotMeta<NodeId, Node>, path: PathBuf) {
-        let old = match self.current.lock() {
-            Ok(mut cur) => cur.replace((meta, path)),
-            Err(_) => None,
-        };
+        let old = lock(&self.current).replace((meta, path));
         if let Some((_, old)) = old {
             remove_file(&old);
         }
+    }
+
+    /// The current snapshot, its file opened. [`set_current`](Self::set_current) swaps in a
+    /// newer snapshot under the same lock and removes the old file only after letting go of it,
+    /// so the file opened here is the current one and stays readable once removed. openraft
+    /// must never hear "no snapshot" from a group that has one: a leader whose log is purged
+    /// takes that for a fatal storage error.
+    fn open_current(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let current = lock(&self.current);
+        let Some((meta, path)) = current.as_ref() else {
+            return Ok(None);
+        };
+        let file = File::open(path).map_err(snapshot_io)?;
+        Ok(Some(Snapshot {
+            meta: meta.clone(),
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
+        }))
     }
 
     /// The keyspace this machine applies to.
@@ -276,8 +295,10 @@ impl StateMachine {
         match std::fs::rename(&path, &current) {
             Ok(()) => self.set_current(meta, current),
             Err(e) => {
-                tracing::warn!(group = self.group, error = %e, "cannot keep the installed snapshot's file");
-                remove_file(&path);
+                // The range now holds this snapshot and openraft purges the log up to it, so it
+                // must stay on offer (see `open_current`): under the name it was received as.
+                tracing::warn!(group = self.group, error = %e, "cannot rename the installed snapshot's file; offering it as received");
+                self.set_current(meta, path);
             }
         }
         Ok(())
@@ -564,10 +585,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             })
             .await?;
         // A transfer that was given up on leaves its file: the new one replaces it.
-        let abandoned = match self.incoming.lock() {
-            Ok(mut incoming) => incoming.replace(path),
-            Err(_) => None,
-        };
+        let abandoned = lock(&self.incoming).replace(path);
         if let Some(old) = abandoned {
             remove_file(&old);
         }
@@ -586,24 +604,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(snapshot_io)?;
         let file = snapshot.into_std().await;
-        let path = self.incoming.lock().ok().and_then(|mut p| p.take());
+        let path = lock(&self.incoming).take();
         self.blocking(move |sm| sm.install_blocking(meta, file, path))
             .await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let Some((meta, path)) = self.current.lock().ok().and_then(|c| c.clone()) else {
-            return Ok(None);
-        };
-        match tokio::fs::File::open(&path).await {
-            Ok(file) => Ok(Some(Snapshot {
-                meta,
-                snapshot: Box::new(file),
-            })),
-            // Replaced by a newer snapshot since the lock was let go: a caller asks again.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(snapshot_io(e)),
-        }
+        self.blocking(StateMachine::open_current).await
     }
 }
 
@@ -710,6 +717,41 @@ mod tests {
         drop((a, b));
         let _a = open(dir_a.path());
         assert!(snapshot_files(dir_a.path()).is_empty());
+    }
+
+    /// While new snapshots replace the current one (each removing the file before it), a
+    /// reader asking for the current snapshot always gets one, and it reads in full. openraft
+    /// takes "no snapshot" from a leader whose log is purged for a fatal storage error: before
+    /// the snapshot's file was opened under the lock, this reader got none in each of three runs,
+    /// and a soak of the membership simulation saw a partition's leader stop that way as it
+    /// went to send a snapshot to a joining node.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_current_snapshot_is_always_there_while_newer_ones_replace_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = open(dir.path());
+        let entries = (1..=50u64)
+            .map(|i| entry(i, put(format!("k{i:03}").as_bytes(), &[b'v'; 20])))
+            .collect::<Vec<_>>();
+        sm.apply(entries).await.unwrap();
+        let expected = read_all(*sm.build_snapshot().await.unwrap().snapshot).await;
+        let mut builder = sm.clone();
+        let builds = tokio::spawn(async move {
+            for _ in 0..300 {
+                builder.build_snapshot().await.unwrap();
+            }
+        });
+        let mut asked = 0;
+        while !builds.is_finished() {
+            let current = sm.get_current_snapshot().await.unwrap();
+            let snapshot = current.expect("a snapshot was built, so there is a current one");
+            assert_eq!(read_all(*snapshot.snapshot).await, expected);
+            asked += 1;
+        }
+        builds.await.unwrap();
+        assert!(
+            asked > 10,
+            "the reader ran alongside the builds ({asked} times)"
+        );
     }
 
     fn open(dir: &std::path::Path) -> StateMachine {
