@@ -297,7 +297,11 @@ impl StateMachine {
             Err(e) => {
                 // The range now holds this snapshot and openraft purges the log up to it, so it
                 // must stay on offer (see `open_current`): under the name it was received as.
-                tracing::warn!(group = self.group, error = %e, "cannot rename the installed snapshot's file; offering it as received");
+                tracing::warn!(
+                    group = self.group,
+                    error = %e,
+                    "cannot rename the installed snapshot's file; offering it as received"
+                );
                 self.set_current(meta, path);
             }
         }
