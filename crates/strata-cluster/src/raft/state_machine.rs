@@ -738,24 +738,33 @@ mod tests {
             .collect::<Vec<_>>();
         sm.apply(entries).await.unwrap();
         let expected = read_all(*sm.build_snapshot().await.unwrap().snapshot).await;
-        let mut builder = sm.clone();
-        let builds = tokio::spawn(async move {
-            for _ in 0..300 {
-                builder.build_snapshot().await.unwrap();
+        let built = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let builds = tokio::spawn({
+            let (mut builder, built, stop) = (sm.clone(), Arc::clone(&built), Arc::clone(&stop));
+            async move {
+                while !stop.load(Ordering::Relaxed) {
+                    builder.build_snapshot().await.unwrap();
+                    built.fetch_add(1, Ordering::Relaxed);
+                }
             }
         });
+        // Both sides go on until each has done its share, so they overlap however the two
+        // tasks are scheduled.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
         let mut asked = 0;
-        while !builds.is_finished() {
+        while asked < 100 || built.load(Ordering::Relaxed) < 100 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{asked} reads, {built:?} builds"
+            );
             let current = sm.get_current_snapshot().await.unwrap();
             let snapshot = current.expect("a snapshot was built, so there is a current one");
             assert_eq!(read_all(*snapshot.snapshot).await, expected);
             asked += 1;
         }
+        stop.store(true, Ordering::Relaxed);
         builds.await.unwrap();
-        assert!(
-            asked > 10,
-            "the reader ran alongside the builds ({asked} times)"
-        );
     }
 
     fn open(dir: &std::path::Path) -> StateMachine {
