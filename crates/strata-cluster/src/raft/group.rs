@@ -25,7 +25,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::{Raft, ServerState};
@@ -34,6 +34,7 @@ use tokio::time::Instant;
 
 use crate::partition::Keyspace;
 use crate::raft::forward::{self, ForwardError};
+use crate::raft::lock;
 use crate::raft::rounds::{ProposalRounds, RoundMember};
 use crate::raft::status::ReadCounts;
 use crate::raft::types::{Command, Response, TypeConfig};
@@ -112,10 +113,6 @@ impl std::fmt::Debug for Group {
             .field("keyspace", &self.keyspace)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Group {

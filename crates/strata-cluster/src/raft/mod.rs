@@ -36,3 +36,11 @@ pub mod snapshot_codec;
 pub mod state_machine;
 pub mod status;
 pub mod types;
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Locks `m`, also after a panic elsewhere while it was held: the raft modules' mutexes guard
+/// values that every update leaves whole (a swap, a push, a take), never half-done.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

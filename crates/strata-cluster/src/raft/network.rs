@@ -38,6 +38,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::partition::GroupId;
 use crate::raft::append_batch::AppendQueue;
+use crate::raft::lock;
 use crate::raft::types::{Node, NodeId, TypeConfig, decode, encode};
 
 /// The largest Raft message accepted or sent (entries batches and snapshot chunks).
@@ -141,10 +142,7 @@ impl Peers {
     /// The queue of AppendEntries to `addr`, started on first use (on the current tokio
     /// runtime), and again if its task has stopped.
     pub fn append_queue(&self, addr: &str) -> Result<AppendQueue, BadPeerAddress> {
-        let mut queues = self
-            .appends
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut queues = lock(&self.appends);
         if let Some(q) = queues.get(addr)
             && !q.is_closed()
         {

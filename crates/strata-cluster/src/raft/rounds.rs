@@ -16,6 +16,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::raft::lock;
+
 /// The longest the groups with writes waiting wait for the current round to end.
 pub const MAX_ROUND_WAIT: Duration = Duration::from_millis(20);
 
@@ -65,9 +67,7 @@ impl<M> Default for ProposalRounds<M> {
 
 impl<M> ProposalRounds<M> {
     fn lock(&self) -> MutexGuard<'_, RoundState<M>> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.state)
     }
 }
 

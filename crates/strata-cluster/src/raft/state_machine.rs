@@ -26,7 +26,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -36,11 +36,11 @@ use openraft::{
 use strata_engine::{Db, WriteBatch, WriteOptions};
 
 use crate::partition::{GroupId, Keyspace, raft_key};
-use crate::raft::snapshot_codec;
 use crate::raft::types::{
     Command, IncrError, Node, NodeId, Response, StorageError, TypeConfig, Write, decode, encode,
     storage_error,
 };
+use crate::raft::{lock, snapshot_codec};
 
 /// Sub-tag of the applied state (last applied log id and membership).
 const APPLIED: u8 = b'a';
@@ -82,11 +82,6 @@ fn decode_applied(bytes: Option<Vec<u8>>) -> Result<AppliedState, StorageError> 
         None => Ok((None, StoredMembership::default())),
         Some(b) => decode(&b).map_err(sm_read),
     }
-}
-
-/// Locks `m`; a panic elsewhere while it was held leaves nothing half-done in these values.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn sm_read<E: std::error::Error + 'static>(e: E) -> StorageError {
