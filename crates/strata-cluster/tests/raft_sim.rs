@@ -1,9 +1,11 @@
 //! Deterministic network simulation (turmoil) of 3- and 5-node clusters: every node runs its real
-//! engine on a temporary directory, its Raft groups and the `strata.raft.v1` tonic service over
-//! turmoil's simulated TCP, and concurrent clients on every node write and read through
-//! [`RaftKv`] (so followers forward to leaders over the simulated network). The network delays
-//! every message and randomly cuts links; the schedule adds explicit partitions and crashes and
-//! restarts of nodes. Checked throughout and at the end:
+//! engine on a disk of its own (the engine's [`FaultFs`], which keeps apart what was written and
+//! what was synced; snapshot files go to a temporary directory), its Raft groups and the `strata.raft.v1` tonic service over turmoil's
+//! simulated TCP, and concurrent clients on every node write and read through [`RaftKv`] (so
+//! followers forward to leaders over the simulated network). The network delays every message
+//! and randomly cuts links; the schedule adds explicit partitions and crashes and restarts of
+//! nodes. A crash is a power loss: the node's disk keeps only what was synced, so a write
+//! reported durable too early is lost on it. Checked throughout and at the end:
 //!
 //! - state machine safety: no two nodes apply different entries at the same log index of a
 //!   partition (every node's last applied log id, sampled every few simulated milliseconds);
@@ -35,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -47,6 +49,7 @@ use strata_cluster::raft::membership::MembershipChange;
 use strata_cluster::raft::network::{PeerConnector, PeerStream};
 use strata_cluster::raft::node::{RaftNode, RaftNodeConfig};
 use strata_cluster::{Error, KvService};
+use strata_engine::fs::FaultFs;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use turmoil::net::{TcpListener, TcpStream};
 
@@ -96,6 +99,10 @@ impl AsyncWrite for Accepted {
 struct Shared {
     /// The running node of each host (index: id - 1); cleared when the host crashes.
     nodes: Mutex<Vec<Option<Arc<RaftNode>>>>,
+    /// Each host's disk (index: id - 1).
+    disks: Vec<FaultFs>,
+    /// Each host's latest store, to wait at a restart until a crashed life has let go of it.
+    stores: Mutex<Vec<Weak<strata_engine::Db>>>,
     /// Puts and gets on the hot keys; `None` entries were certainly without effect.
     history: Mutex<Vec<Option<Operation>>>,
     /// Acknowledged writes of unique keys.
@@ -210,25 +217,45 @@ fn host_name(id: u64) -> String {
     format!("node{id}")
 }
 
-/// Opens a node's store, waiting for a crashed life's handles to let go of it.
-fn open_db(dir: &PathBuf) -> strata_engine::Db {
+/// Opens host `id`'s store on its disk once a crashed life's store is gone: until then the
+/// disk stays dead (writes and syncs fail), so the old store's threads change nothing on it.
+fn open_db(id: u64, dir: &PathBuf, shared: &Shared) -> Arc<strata_engine::Db> {
+    let index = (id - 1) as usize;
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match strata_engine::Db::open(
-            dir,
-            strata_engine::Options {
-                key_prefix_room: strata_cluster::partition::DATA_PREFIX_LEN,
-                ..Default::default()
-            },
-        ) {
-            Ok(db) => return db,
-            Err(e) if Instant::now() < deadline => {
-                tracing::info!(error = %e, "store not free yet");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("cannot reopen the store in {}: {e}", dir.display()),
-        }
+    while shared.stores.lock().unwrap()[index].strong_count() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "node {id}'s crashed store is still held after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
+    let disk = &shared.disks[index];
+    disk.power_loss();
+    disk.set_fail_writes(false);
+    disk.set_fail_syncs(false);
+    let db = strata_engine::Db::open(
+        dir,
+        strata_engine::Options {
+            fs: Arc::new(disk.clone()),
+            key_prefix_room: strata_cluster::partition::DATA_PREFIX_LEN,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("cannot reopen node {id}'s store: {e}"));
+    let db = Arc::new(db);
+    shared.stores.lock().unwrap()[index] = Arc::downgrade(&db);
+    db
+}
+
+/// Host `id` loses power: its disk fails every write and sync from now on and keeps only what
+/// was synced; its software stops.
+fn power_loss(sim: &mut turmoil::Sim<'_>, shared: &Shared, id: u64) {
+    shared.nodes.lock().unwrap()[(id - 1) as usize] = None;
+    let disk = &shared.disks[(id - 1) as usize];
+    disk.set_fail_writes(true);
+    disk.set_fail_syncs(true);
+    disk.power_loss();
+    sim.crash(host_name(id));
 }
 
 fn addr(id: u64) -> String {
@@ -274,8 +301,8 @@ async fn run_node(
     clients: u64,
     shared: Arc<Shared>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let db = open_db(&dir);
-    let node = RaftNode::start(config(id, nodes, partitions, joins), Arc::new(db)).await?;
+    let db = open_db(id, &dir, &shared);
+    let node = RaftNode::start(config(id, nodes, partitions, joins), db).await?;
     shared.nodes.lock().unwrap()[(id - 1) as usize] = Some(Arc::clone(&node));
     let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
     let incoming = futures::stream::unfold(listener, |listener| async move {
@@ -415,7 +442,11 @@ fn run_seed(s: &Scenario, seed: u64) {
     let started = Instant::now();
     let hosts = s.nodes + s.joining;
     let dirs: Vec<tempfile::TempDir> = (0..hosts).map(|_| tempfile::tempdir().unwrap()).collect();
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        disks: (0..hosts).map(|_| FaultFs::new()).collect(),
+        stores: Mutex::new((0..hosts).map(|_| Weak::new()).collect()),
+        ..Shared::default()
+    });
     *shared.nodes.lock().unwrap() = vec![None; hosts as usize];
     *shared.members.lock().unwrap() = (1..=s.nodes).collect();
     let mut sim = turmoil::Builder::new()
@@ -452,7 +483,6 @@ fn run_seed(s: &Scenario, seed: u64) {
     loop {
         sim.step().unwrap();
         steps += 1;
-        settle_disk_io(&shared);
         let t = sim.elapsed();
         while let Some((at, _)) = schedule.peek()
             && *at <= t
@@ -489,9 +519,8 @@ fn run_seed(s: &Scenario, seed: u64) {
                     repair_all(&sim, &all);
                 }
                 Fault::Crash(id) => {
-                    eprintln!("{t:?}: crash node {id}");
-                    shared.nodes.lock().unwrap()[(id - 1) as usize] = None;
-                    sim.crash(host_name(id));
+                    eprintln!("{t:?}: crash node {id} (power loss)");
+                    power_loss(&mut sim, &shared, id);
                 }
                 Fault::Restart(id) => {
                     eprintln!("{t:?}: restart node {id}");
@@ -508,6 +537,9 @@ fn run_seed(s: &Scenario, seed: u64) {
                 }
             }
         }
+        // After the faults, so that a power loss may catch the writes of the last step not yet
+        // synced, as a real one catches a disk mid-write.
+        settle_disk_io(&shared);
         if steps.is_multiple_of(5) {
             sample(&shared, s.partitions, &mut observed);
         }
@@ -583,7 +615,16 @@ fn run_seed(s: &Scenario, seed: u64) {
     );
     assert!(acked.len() > 50, "too few writes acknowledged");
     assert!(completed > 100, "too few operations completed");
-    assert_eq!(check(&history), Verdict::Linearizable);
+    let verdict = check(&history);
+    if let Verdict::NotLinearizable { key } = &verdict {
+        let mut ops: Vec<&Operation> = history.iter().filter(|o| &o.key == key).collect();
+        ops.sort_by_key(|o| o.invoked);
+        eprintln!("the history of {}:", String::from_utf8_lossy(key));
+        for o in ops {
+            eprintln!("  {o:?}");
+        }
+    }
+    assert_eq!(verdict, Verdict::Linearizable);
     eprintln!("checked; total {:?}", started.elapsed());
     drop(nodes);
     drop(sim);
