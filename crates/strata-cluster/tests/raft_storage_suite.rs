@@ -31,8 +31,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Eng
         )?;
         let db = Arc::new(db);
         // Partition 5's group, so the suite runs on a non-zero prefix.
-        let log = LogStore::open(Arc::clone(&db), strata_cluster::partition::group_of(5))?;
-        let sm = StateMachine::new(db, Keyspace::Partition(5));
+        let log = LogStore::open(Arc::clone(&db), strata_cluster::partition::group_of(5), 0)?;
+        let sm = StateMachine::new(db, Keyspace::Partition(5), log.unsynced());
         Ok((dir, log, sm))
     }
 }

@@ -3,13 +3,15 @@
 //!
 //! Durability contract: `save_vote`, `append` and `truncate` return (and `append` signals its
 //! callback) only after a synced engine write, so a vote or an entry reported durable survives a
-//! crash. Every group on a node shares the engine's write-ahead log, so concurrent appends of
-//! different groups share one `fdatasync` through the engine's group commit. `purge` is written
-//! without a sync of its own: the WAL is ordered, so it becomes durable with the next synced
-//! write. `save_committed` writes nothing at once: openraft awaits it on its core task at every
-//! commit, and a write there would wait for whatever sync is in flight. The committed id is kept
-//! in memory and rides in the next append's batch (and `purge`'s); losing the latest one only
-//! makes a restarted node learn it again from the leader.
+//! crash, with one exception: a leader's own entries after the first of its term are reported
+//! at once and synced while they replicate, held back meanwhile by [`UnsyncedTail`] (see there
+//! why that is safe). Every group on a node shares the engine's write-ahead log, so concurrent
+//! appends of different groups share one `fdatasync` through the engine's group commit. `purge`
+//! is written without a sync of its own: the WAL is ordered, so it becomes durable with the next
+//! synced write. `save_committed` writes nothing at once: openraft awaits it on its core task at
+//! every commit, and a write there would wait for whatever sync is in flight. The committed id is
+//! kept in memory and rides in the next append's batch (and `purge`'s); losing the latest one
+//! only makes a restarted node learn it again from the leader.
 
 #![expect(
     clippy::result_large_err,
@@ -25,7 +27,9 @@ use openraft::{ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogReader, Vote
 use strata_engine::{Db, WriteBatch, WriteOptions};
 
 use crate::partition::{GroupId, raft_key};
+use crate::raft::lock;
 use crate::raft::types::{NodeId, StorageError, TypeConfig, decode, encode, storage_error};
+use crate::raft::unsynced::UnsyncedTail;
 
 /// Sub-tag of log entries (followed by the index, u64 big-endian).
 const ENTRY: u8 = b'e';
@@ -44,7 +48,10 @@ type Entry = openraft::Entry<TypeConfig>;
 pub struct LogStore {
     db: Arc<Db>,
     group: GroupId,
+    /// This node's id: entries of its own leadership may be written ahead of their sync.
+    node: NodeId,
     tail: Arc<Mutex<Tail>>,
+    unsynced: UnsyncedTail,
 }
 
 /// What is cached in memory so `get_log_state` needs no scan.
@@ -55,6 +62,10 @@ struct Tail {
     /// The latest committed id openraft saved, and whether it is newer than the stored one.
     committed: Option<LogId<NodeId>>,
     committed_dirty: bool,
+    /// The vote last saved.
+    vote: Option<Vote<NodeId>>,
+    /// Numbers the writes that change the log, in the order they are queued.
+    tickets: u64,
 }
 
 fn entry_key(group: GroupId, index: u64) -> Vec<u8> {
@@ -74,8 +85,11 @@ fn io<E: std::error::Error + 'static>(
 }
 
 impl LogStore {
-    /// Opens group `group`'s log in `db`, scanning its entries once to find the tail.
-    pub fn open(db: Arc<Db>, group: GroupId) -> Result<Self, StorageError> {
+    /// Opens group `group`'s log in `db` on node `node`, scanning its entries once to find the
+    /// tail.
+    pub fn open(db: Arc<Db>, group: GroupId, node: NodeId) -> Result<Self, StorageError> {
+        let vote = read_value::<Vote<NodeId>>(&db, &raft_key(group, VOTE, &[]))
+            .map_err(|e| storage_error(ErrorSubject::Vote, ErrorVerb::Read, &Boxed(e)))?;
         let last_purged = read_value::<LogId<NodeId>>(&db, &raft_key(group, PURGED, &[]))
             .map_err(|e| storage_error(ErrorSubject::Logs, ErrorVerb::Read, &Boxed(e)))?;
         let committed = read_value::<Option<LogId<NodeId>>>(&db, &raft_key(group, COMMITTED, &[]))
@@ -93,39 +107,106 @@ impl LogStore {
         Ok(LogStore {
             db,
             group,
+            node,
             tail: Arc::new(Mutex::new(Tail {
                 last_purged,
                 last,
                 committed,
                 committed_dirty: false,
+                vote,
+                tickets: 0,
             })),
+            unsynced: UnsyncedTail::default(),
         })
     }
 
+    /// The group's entries written ahead of their sync, for its state machine and network.
+    pub fn unsynced(&self) -> UnsyncedTail {
+        self.unsynced.clone()
+    }
+
     fn tail(&self) -> Tail {
-        self.tail.lock().map(|t| t.clone()).unwrap_or_default()
+        lock(&self.tail).clone()
     }
 
     fn set_tail(&self, f: impl FnOnce(&mut Tail)) {
-        if let Ok(mut t) = self.tail.lock() {
-            f(&mut t);
-        }
+        f(&mut lock(&self.tail));
+    }
+
+    /// The next write's ticket.
+    fn ticket(&self) -> u64 {
+        let mut t = lock(&self.tail);
+        t.tickets += 1;
+        t.tickets
+    }
+
+    /// Whether `entries` are this node's own as the leader of its current vote, appended after
+    /// one of its own already in the log: they may be written ahead of their sync.
+    fn own_entries_after_the_first(&self, entries: &[Entry]) -> bool {
+        let t = lock(&self.tail);
+        let Some(vote) = t.vote.filter(Vote::is_committed) else {
+            return false;
+        };
+        let leader = vote.leader_id();
+        leader.voted_for() == Some(self.node)
+            && t.last.is_some_and(|l| l.leader_id == *leader)
+            && entries.iter().all(|e| e.log_id.leader_id == *leader)
     }
 
     /// Adds the committed id saved since the last write, if any, to `batch`.
     fn add_committed(&self, batch: &mut WriteBatch) -> Result<(), StorageError> {
-        let Some(committed) = self
-            .tail
-            .lock()
-            .ok()
-            .and_then(|mut t| std::mem::take(&mut t.committed_dirty).then_some(t.committed))
-        else {
+        let Some(committed) = ({
+            let mut t = lock(&self.tail);
+            std::mem::take(&mut t.committed_dirty).then_some(t.committed)
+        }) else {
             return Ok(());
         };
         let bytes = encode(&committed).map_err(io(ErrorSubject::Store, ErrorVerb::Write))?;
         batch
             .put(raft_key(self.group, COMMITTED, &[]), bytes)
             .map_err(io(ErrorSubject::Store, ErrorVerb::Write))?;
+        Ok(())
+    }
+
+    /// Writes `entries` to the log, returning once openraft may be told they are flushed: after
+    /// their synced write, or at once for a leader's own entries after the first of its term
+    /// (synced in the background meanwhile, held back by [`UnsyncedTail`] until then).
+    async fn write_entries(&self, entries: Vec<Entry>) -> Result<(), StorageError> {
+        let Some(last) = entries.last().map(|e| e.log_id) else {
+            return Ok(());
+        };
+        let mut batch = WriteBatch::new();
+        for entry in &entries {
+            let bytes = encode(entry).map_err(io(ErrorSubject::Logs, ErrorVerb::Write))?;
+            batch
+                .put(entry_key(self.group, entry.log_id.index), bytes)
+                .map_err(io(ErrorSubject::Logs, ErrorVerb::Write))?;
+        }
+        self.add_committed(&mut batch)?;
+        let ahead_of_sync = self.own_entries_after_the_first(&entries);
+        let ticket = self.ticket();
+        let written = self.db.write_queued(batch, WriteOptions::default());
+        if !ahead_of_sync {
+            written
+                .await
+                .map_err(io(ErrorSubject::Logs, ErrorVerb::Write))?;
+            self.unsynced.synced(ticket);
+            self.set_tail(|t| t.last = Some(last));
+            return Ok(());
+        }
+        self.unsynced.push(ticket, self.tail().last, entries);
+        self.set_tail(|t| t.last = Some(last));
+        let unsynced = self.unsynced.clone();
+        let group = self.group;
+        tokio::spawn(async move {
+            match written.await {
+                Ok(()) => unsynced.synced(ticket),
+                Err(e) => {
+                    tracing::error!(group, error = %e, "syncing the leader's log failed");
+                    unsynced.failed(e.to_string());
+                }
+            }
+        });
         Ok(())
     }
 
@@ -176,6 +257,14 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Unbounded => None,
         }
         .unwrap_or_else(|| entries_end(self.group));
+        let end_index = match range.end_bound() {
+            Bound::Included(&i) => i.saturating_add(1),
+            Bound::Excluded(&i) => i,
+            Bound::Unbounded => u64::MAX,
+        };
+        // Taken before the engine is read: an entry leaves the unsynced tail only once the
+        // engine shows it, so each entry of the range is in one or the other (or both).
+        let unsynced = self.unsynced.entries(start, end_index);
         let start = entry_key(self.group, start);
         if start >= end {
             return Ok(Vec::new());
@@ -184,11 +273,13 @@ impl RaftLogReader<TypeConfig> for LogStore {
             .db
             .range(Some(&start), Some(&end))
             .map_err(io(ErrorSubject::Logs, ErrorVerb::Read))?;
-        let mut entries = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
         for item in iter {
             let (_, v) = item.map_err(io(ErrorSubject::Logs, ErrorVerb::Read))?;
             entries.push(decode(&v).map_err(io(ErrorSubject::Logs, ErrorVerb::Read))?);
         }
+        let last = entries.last().map(|e| e.log_id.index);
+        entries.extend(unsynced.into_iter().filter(|e| Some(e.log_id.index) > last));
         Ok(entries)
     }
 }
@@ -214,8 +305,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         batch
             .put(raft_key(self.group, VOTE, &[]), bytes)
             .map_err(io(ErrorSubject::Vote, ErrorVerb::Write))?;
+        let ticket = self.ticket();
         self.write(batch, WriteOptions::default(), ErrorSubject::Vote)
-            .await
+            .await?;
+        self.unsynced.synced(ticket);
+        self.set_tail(|t| t.vote = Some(*vote));
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
@@ -247,37 +342,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = WriteBatch::new();
-        let mut last = None;
-        for entry in entries {
-            let bytes = encode(&entry).map_err(io(ErrorSubject::Logs, ErrorVerb::Write))?;
-            batch
-                .put(entry_key(self.group, entry.log_id.index), bytes)
-                .map_err(io(ErrorSubject::Logs, ErrorVerb::Write))?;
-            last = Some(entry.log_id);
-        }
-        if batch.is_empty() {
-            callback.log_io_completed(Ok(()));
-            return Ok(());
-        }
-        self.add_committed(&mut batch)?;
-        let result = self
-            .db
-            .write_queued(batch, WriteOptions::default())
-            .await
-            .map_err(std::io::Error::other);
-        match result {
-            Ok(()) => {
-                self.set_tail(|t| t.last = last);
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                let err = storage_error(ErrorSubject::Logs, ErrorVerb::Write, &e);
-                callback.log_io_completed(Err(e));
-                Err(err)
-            }
-        }
+        let result = self.write_entries(entries.into_iter().collect()).await;
+        callback.log_io_completed(match &result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        });
+        result
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {
@@ -286,8 +356,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         batch
             .delete_range(entry_key(self.group, log_id.index), entries_end(self.group))
             .map_err(io(ErrorSubject::Logs, ErrorVerb::Write))?;
+        self.unsynced.truncate_from(log_id.index);
+        let ticket = self.ticket();
         self.write(batch, WriteOptions::default(), ErrorSubject::Logs)
             .await?;
+        self.unsynced.synced(ticket);
         // The new tail is the entry before the cut, or the purge point.
         let prev = match log_id.index.checked_sub(1) {
             Some(i) => self
@@ -325,5 +398,128 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test fails loudly on the first broken assumption"
+    )]
+
+    use openraft::storage::RaftStateMachine;
+    use openraft::{CommittedLeaderId, EntryPayload};
+    use strata_engine::fs::FaultFs;
+
+    use super::*;
+    use crate::partition::Keyspace;
+    use crate::raft::state_machine::StateMachine;
+
+    /// Partition 0's group.
+    const GROUP: GroupId = 1;
+
+    /// Node 1's store and its log of partition 0 on `disk`.
+    fn open(disk: &FaultFs) -> (Arc<Db>, LogStore) {
+        let opts = strata_engine::Options {
+            fs: Arc::new(disk.clone()),
+            ..Default::default()
+        };
+        let db = Arc::new(Db::open("/store", opts).unwrap());
+        let log = LogStore::open(Arc::clone(&db), GROUP, 1).unwrap();
+        (db, log)
+    }
+
+    fn log_id(term: u64, leader: NodeId, index: u64) -> LogId<NodeId> {
+        LogId::new(CommittedLeaderId::new(term, leader), index)
+    }
+
+    fn blank(term: u64, leader: NodeId, index: u64) -> Entry {
+        Entry {
+            log_id: log_id(term, leader, index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    async fn indexes(log: &mut LogStore) -> Vec<u64> {
+        let entries = log.try_get_log_entries(..).await.unwrap();
+        entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    #[tokio::test]
+    async fn a_leaders_own_entries_are_reported_before_their_sync_and_held_back_until_it() {
+        let disk = FaultFs::new();
+        let (db, mut log) = open(&disk);
+        let mut sm = StateMachine::new(Arc::clone(&db), Keyspace::Partition(0), log.unsynced());
+        log.save_vote(&Vote::new_committed(2, 1)).await.unwrap();
+        // The first entry of the term is reported once synced; it applies at once.
+        log.write_entries(vec![blank(2, 1, 1)]).await.unwrap();
+        sm.apply(vec![blank(2, 1, 1)]).await.unwrap();
+
+        // The disk stops syncing. The leader's next entries are still reported at once...
+        disk.set_fail_syncs(true);
+        log.write_entries(vec![blank(2, 1, 2), blank(2, 1, 3)])
+            .await
+            .unwrap();
+        // ... read back (from memory: the engine shows nothing it has not synced)...
+        assert_eq!(indexes(&mut log).await, [1, 2, 3]);
+        let state = log.get_log_state().await.unwrap();
+        assert_eq!(state.last_log_id, Some(log_id(2, 1, 3)));
+        // ... but followers hear of no commit past the synced entry, and none of them applies.
+        assert_eq!(
+            log.unsynced().commit_bound(Some(log_id(2, 1, 3))),
+            Some(log_id(2, 1, 1))
+        );
+        let err = sm.apply(vec![blank(2, 1, 2)]).await.unwrap_err();
+        assert!(
+            err.to_string().contains("the leader's log sync failed"),
+            "held back, not tried: {err}"
+        );
+
+        // A power loss takes them; nobody had acted on them.
+        drop((sm, log, db));
+        disk.power_loss();
+        disk.set_fail_syncs(false);
+        let (_db, mut log) = open(&disk);
+        assert_eq!(indexes(&mut log).await, [1]);
+    }
+
+    #[tokio::test]
+    async fn held_back_entries_apply_once_synced_and_are_then_read_from_the_engine() {
+        let disk = FaultFs::new();
+        let (db, mut log) = open(&disk);
+        let mut sm = StateMachine::new(Arc::clone(&db), Keyspace::Partition(0), log.unsynced());
+        log.save_vote(&Vote::new_committed(3, 1)).await.unwrap();
+        log.write_entries(vec![blank(3, 1, 1)]).await.unwrap();
+        log.write_entries(vec![blank(3, 1, 2)]).await.unwrap();
+        sm.apply(vec![blank(3, 1, 1), blank(3, 1, 2)])
+            .await
+            .unwrap();
+        assert!(log.unsynced().entries(0, u64::MAX).is_empty());
+        assert_eq!(
+            log.unsynced().commit_bound(Some(log_id(3, 1, 2))),
+            Some(log_id(3, 1, 2))
+        );
+        drop((sm, log, db));
+        disk.power_loss();
+        let (_db, mut log) = open(&disk);
+        assert_eq!(indexes(&mut log).await, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_followers_entries_and_a_leaders_first_are_synced_before_they_are_reported() {
+        let disk = FaultFs::new();
+        let (_db, mut log) = open(&disk);
+        // A follower of node 2.
+        log.save_vote(&Vote::new_committed(2, 2)).await.unwrap();
+        disk.set_fail_syncs(true);
+        assert!(log.write_entries(vec![blank(2, 2, 1)]).await.is_err());
+
+        let disk = FaultFs::new();
+        let (_db, mut log) = open(&disk);
+        // This node's leadership, whose first entry is not in the log yet.
+        log.save_vote(&Vote::new_committed(2, 1)).await.unwrap();
+        disk.set_fail_syncs(true);
+        assert!(log.write_entries(vec![blank(2, 1, 1)]).await.is_err());
     }
 }

@@ -4,6 +4,7 @@
 //! - [`types`]: the openraft type configuration, [`Command`](types::Command) and
 //!   [`Response`](types::Response).
 //! - [`log_store`]: the Raft log, vote and committed id of a group in the engine.
+//! - [`unsynced`]: a leader's own entries appended ahead of their sync, and what they hold back.
 //! - [`state_machine`]: a group's key range, its applied index and its snapshots.
 //! - [`snapshot_codec`]: the byte format of a partition snapshot.
 //! - [`forward`]: request forwarding from any node to a partition's leader.
@@ -36,6 +37,7 @@ pub mod snapshot_codec;
 pub mod state_machine;
 pub mod status;
 pub mod types;
+pub mod unsynced;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 

@@ -40,6 +40,7 @@ use crate::partition::GroupId;
 use crate::raft::append_batch::AppendQueue;
 use crate::raft::lock;
 use crate::raft::types::{Node, NodeId, TypeConfig, decode, encode};
+use crate::raft::unsynced::UnsyncedTail;
 
 /// The largest Raft message accepted or sent (entries batches and snapshot chunks).
 pub const MAX_RAFT_MESSAGE: usize = 64 << 20;
@@ -205,12 +206,18 @@ impl Peers {
 pub struct GroupNetwork {
     group: GroupId,
     peers: Peers,
+    unsynced: UnsyncedTail,
 }
 
 impl GroupNetwork {
-    /// The network of `group` over the node's shared `peers`.
-    pub fn new(group: GroupId, peers: Peers) -> Self {
-        GroupNetwork { group, peers }
+    /// The network of `group` over the node's shared `peers`, telling followers of no commit
+    /// beyond what `unsynced` (the group's log) holds back.
+    pub fn new(group: GroupId, peers: Peers, unsynced: UnsyncedTail) -> Self {
+        GroupNetwork {
+            group,
+            peers,
+            unsynced,
+        }
     }
 }
 
@@ -230,6 +237,7 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
             target,
             node: node.clone(),
             client: client.map_err(|e| e.to_string()),
+            unsynced: self.unsynced.clone(),
         }
     }
 }
@@ -242,6 +250,7 @@ pub struct PeerClient {
     target: NodeId,
     node: Node,
     client: Result<(RaftPeer, AppendQueue), String>,
+    unsynced: UnsyncedTail,
 }
 
 /// A transport failure as a plain error for openraft's error wrappers.
@@ -323,9 +332,10 @@ impl PeerClient {
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        rpc.leader_commit = self.unsynced.commit_bound(rpc.leader_commit);
         self.call(Rpc::Append, &rpc, &option).await
     }
 

@@ -177,9 +177,9 @@ impl RaftNode {
         });
         for keyspace in hosted {
             let group = keyspace.group();
-            let log = LogStore::open(Arc::clone(&db), group).map_err(raft_storage)?;
-            let sm = StateMachine::new(Arc::clone(&db), keyspace);
-            let network = GroupNetwork::new(group, peers.clone());
+            let log = LogStore::open(Arc::clone(&db), group, config.id).map_err(raft_storage)?;
+            let sm = StateMachine::new(Arc::clone(&db), keyspace, log.unsynced());
+            let network = GroupNetwork::new(group, peers.clone(), log.unsynced());
             let raft = Raft::new(config.id, Arc::clone(&raft_config), network, log, sm)
                 .await
                 .map_err(|e| Error::Internal(format!("starting raft group {group}: {e}")))?;

@@ -5,7 +5,9 @@
 //! Applying committed entries writes their effects on the group's range together with the
 //! new applied log id and membership in one engine batch, so after a crash the range and the
 //! applied index always agree. That batch is not synced on its own: the entries are durable in
-//! the log, and the engine's ordered WAL makes the batch durable with the next synced write.
+//! the log, and the engine's ordered WAL makes the batch durable with the next synced write. On a
+//! leader, whose own entries may be committed in openraft's view before its log has synced them,
+//! no entry is applied before that sync is done ([`UnsyncedTail::wait_synced`]).
 //!
 //! A snapshot is a scan of the group's range at an engine snapshot, streamed by
 //! [`snapshot_codec`] into a file in `app/raft-snapshots` in the store's directory; openraft sends
@@ -40,6 +42,7 @@ use crate::raft::types::{
     Command, IncrError, Node, NodeId, Response, StorageError, TypeConfig, Write, decode, encode,
     storage_error,
 };
+use crate::raft::unsynced::UnsyncedTail;
 use crate::raft::{lock, snapshot_codec};
 
 /// Sub-tag of the applied state (last applied log id and membership).
@@ -67,6 +70,8 @@ pub struct StateMachine {
     incoming: Arc<Mutex<Option<PathBuf>>>,
     /// Numbers the snapshot files (and the ids of snapshots built).
     files: Arc<AtomicU64>,
+    /// The group's log entries not synced yet: none of them is applied.
+    unsynced: UnsyncedTail,
 }
 
 fn io<E: std::error::Error + 'static>(
@@ -93,9 +98,10 @@ fn sm_write<E: std::error::Error + 'static>(e: E) -> StorageError {
 }
 
 impl StateMachine {
-    /// The state machine of `keyspace` over `db`. Snapshot files of the group that an earlier
-    /// run left in the store's directory are removed: nothing refers to them any more.
-    pub fn new(db: Arc<Db>, keyspace: Keyspace) -> Self {
+    /// The state machine of `keyspace` over `db`, applying no entry of `unsynced` (its log's)
+    /// before it is synced. Snapshot files of the group that an earlier run left in the store's
+    /// directory are removed: nothing refers to them any more.
+    pub fn new(db: Arc<Db>, keyspace: Keyspace, unsynced: UnsyncedTail) -> Self {
         let group = keyspace.group();
         let dir = db.app_dir().join(SNAPSHOT_DIR);
         remove_group_files(&dir, group);
@@ -107,6 +113,7 @@ impl StateMachine {
             current: Arc::new(Mutex::new(None)),
             incoming: Arc::new(Mutex::new(None)),
             files: Arc::new(AtomicU64::new(0)),
+            unsynced,
         }
     }
 
@@ -548,9 +555,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        if entries.is_empty() {
+        let Some(last) = entries.last().map(|e| e.log_id.index) else {
             return Ok(Vec::new());
-        }
+        };
+        self.unsynced
+            .wait_synced(last)
+            .await
+            .map_err(|e| sm_write(std::io::Error::other(e)))?;
         // Most entries read nothing (blind writes) or what is in memory: apply them here and
         // queue the batch through the engine's async path; the rest go to the blocking pool.
         if let Some((batch, responses)) = self.prepare_apply(&entries, Reads::CachedOnly)? {
@@ -764,7 +775,11 @@ mod tests {
 
     fn open(dir: &std::path::Path) -> StateMachine {
         let db = Db::open(dir, strata_engine::Options::default()).unwrap();
-        StateMachine::new(Arc::new(db), Keyspace::Partition(3))
+        StateMachine::new(
+            Arc::new(db),
+            Keyspace::Partition(3),
+            UnsyncedTail::default(),
+        )
     }
 
     /// Entries whose reads are in memory apply on the async worker; one whose read needs the
