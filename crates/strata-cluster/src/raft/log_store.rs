@@ -54,6 +54,15 @@ pub struct LogStore {
     unsynced: UnsyncedTail,
 }
 
+/// A leadership a node held when it stopped, and resumes as it starts again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumedLeadership {
+    /// The leader's id (term and node).
+    pub leader: openraft::LeaderId<NodeId>,
+    /// The last index of its log then: every write it acknowledged is at or below.
+    pub last_index: Option<u64>,
+}
+
 /// What is cached in memory so `get_log_state` needs no scan.
 #[derive(Debug, Default, Clone)]
 struct Tail {
@@ -123,6 +132,20 @@ impl LogStore {
     /// The group's entries written ahead of their sync, for its state machine and network.
     pub fn unsynced(&self) -> UnsyncedTail {
         self.unsynced.clone()
+    }
+
+    /// The leadership this node held when its log was opened (a committed vote for itself),
+    /// with the last log index then: openraft resumes such a leadership at once after a
+    /// restart, without the commit index it had reached before (see [`Group::new`]).
+    ///
+    /// [`Group::new`]: crate::raft::group::Group::new
+    pub fn resumed_leadership(&self) -> Option<ResumedLeadership> {
+        let t = lock(&self.tail);
+        let vote = t.vote.filter(Vote::is_committed)?;
+        (vote.leader_id().voted_for() == Some(self.node)).then(|| ResumedLeadership {
+            leader: *vote.leader_id(),
+            last_index: t.last.map(|l| l.index),
+        })
     }
 
     fn tail(&self) -> Tail {

@@ -1,5 +1,6 @@
 //! An in-process cluster on loopback for the Raft tests: each node has its own engine in a
-//! temporary directory and serves the Raft gRPC service on its own 127.0.0.1 port.
+//! temporary directory (or on an in-memory [`FaultFs`] disk of its own, to lose power) and
+//! serves the Raft gRPC service on its own 127.0.0.1 port.
 
 #![allow(
     dead_code,
@@ -7,6 +8,7 @@
 )]
 #![allow(
     clippy::unwrap_used,
+    clippy::expect_used,
     reason = "test harness: a panic is the failure report"
 )]
 
@@ -20,6 +22,7 @@ use strata_cluster::partition::PartitionMap;
 use strata_cluster::raft::kv::RaftKv;
 use strata_cluster::raft::node::{RaftNode, RaftNodeConfig};
 use strata_cluster::{Error, KvService};
+use strata_engine::fs::FaultFs;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
@@ -40,6 +43,8 @@ pub struct Cluster {
     pub partitions: u16,
     /// Per node: whether it joined a running cluster (it then never bootstraps).
     pub joined: Vec<bool>,
+    /// Per node, when the cluster runs on in-memory disks: the node's disk.
+    pub disks: Option<Vec<FaultFs>>,
 }
 
 pub fn init_tracing() {
@@ -86,12 +91,17 @@ async fn start_node(
     addrs: &[SocketAddr],
     partitions: u16,
     joins: bool,
+    disk: Option<&FaultFs>,
 ) -> TestNode {
     let addr = listener.local_addr().unwrap();
+    let mut opts = store_options();
+    if let Some(disk) = disk {
+        opts.fs = Arc::new(disk.clone());
+    }
     // A restarted node may find its store still held for a moment by tasks of its old life.
     let deadline = Instant::now() + Duration::from_secs(10);
     let db = loop {
-        match strata_engine::Db::open(&dir, store_options()) {
+        match strata_engine::Db::open(&dir, opts.clone()) {
             Ok(db) => break db,
             Err(e) if Instant::now() < deadline => {
                 tracing::info!(error = %e, "store not free yet");
@@ -131,6 +141,21 @@ async fn start_node(
 impl Cluster {
     /// Starts `n` nodes with `partitions` partitions and bootstraps them.
     pub async fn start(n: usize, partitions: u16) -> Cluster {
+        Self::start_with_disks(n, partitions, None).await
+    }
+
+    /// [`Cluster::start`] with every node's engine on an in-memory disk of its own, so that
+    /// [`Cluster::power_loss`] can take what a node had not synced.
+    pub async fn start_on_fault_disks(n: usize, partitions: u16) -> Cluster {
+        Self::start_with_disks(
+            n,
+            partitions,
+            Some((0..n).map(|_| FaultFs::new()).collect()),
+        )
+        .await
+    }
+
+    async fn start_with_disks(n: usize, partitions: u16, disks: Option<Vec<FaultFs>>) -> Cluster {
         let mut listeners = Vec::new();
         for _ in 0..n {
             listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
@@ -147,6 +172,7 @@ impl Cluster {
                     &addrs,
                     partitions,
                     false,
+                    disks.as_ref().map(|d| &d[i]),
                 )
                 .await,
             ));
@@ -157,6 +183,7 @@ impl Cluster {
             nodes,
             partitions,
             joined: vec![false; n],
+            disks,
         }
     }
 
@@ -168,7 +195,8 @@ impl Cluster {
         self.dirs.push(tempfile::tempdir().unwrap());
         let id = self.addrs.len() as u64;
         let dir = self.dirs.last().unwrap().path().to_path_buf();
-        let node = start_node(id, dir, listener, &self.addrs, self.partitions, true).await;
+        assert!(self.disks.is_none(), "joining nodes run on real disks only");
+        let node = start_node(id, dir, listener, &self.addrs, self.partitions, true, None).await;
         self.nodes.push(Some(node));
         self.joined.push(true);
         id
@@ -198,9 +226,33 @@ impl Cluster {
             &self.addrs,
             self.partitions,
             self.joined[i],
+            self.disks.as_ref().map(|d| &d[i]),
         )
         .await;
         self.nodes[i] = Some(node);
+    }
+
+    /// Node `id` loses power (the cluster runs on in-memory disks): from this instant its disk
+    /// fails every write and sync, and once its old life has let go of the store the disk holds
+    /// only what was synced. Restart it with [`Cluster::restart`].
+    pub async fn power_loss(&mut self, id: u64) {
+        let disk =
+            self.disks.as_ref().expect("a cluster on in-memory disks")[(id - 1) as usize].clone();
+        disk.set_fail_writes(true);
+        disk.set_fail_syncs(true);
+        disk.power_loss();
+        let store = self.nodes[(id - 1) as usize]
+            .as_ref()
+            .map(|n| Arc::downgrade(n.kv.node().db()));
+        self.kill(id).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.as_ref().is_some_and(|s| s.strong_count() > 0) {
+            assert!(Instant::now() < deadline, "node {id}'s store is still held");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        disk.power_loss();
+        disk.set_fail_writes(false);
+        disk.set_fail_syncs(false);
     }
 
     pub fn node(&self, id: u64) -> &TestNode {
