@@ -10,9 +10,9 @@
 //! believes too early, that the leader's copy counts towards the quorum:
 //!
 //! - the state machine applies no entry before its sync is done ([`UnsyncedTail::wait_synced`]),
-//!   so a client hears of a write, and a read sees it, only once the leader and a quorum of
-//!   followers have it on disk (openraft counts only followers' synced appends besides the
-//!   leader's own);
+//!   so a client hears of a write, and a read sees it, only once a quorum, the leader among
+//!   them, has it on disk (besides the leader's own, openraft counts only followers' synced
+//!   appends);
 //! - AppendEntries tell followers of no commit beyond the synced part of the leader's log
 //!   ([`UnsyncedTail::commit_bound`]), so no follower applies an entry that a crash of the
 //!   leader could still take from the quorum.
