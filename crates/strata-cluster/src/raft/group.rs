@@ -45,8 +45,9 @@ const MAX_COMMANDS_PER_ENTRY: usize = 256;
 /// Most bytes of commands coalesced into one log entry (a larger command travels alone).
 const MAX_BYTES_PER_ENTRY: usize = 1 << 20;
 
-/// The longest a read under a lease waits for the leader to apply its log up to the read
-/// index; past it the read is refused (certainly without effect) and retried.
+/// The longest a read waits for the leader to apply its log up to the read index (under a
+/// lease, or in a leadership resumed at a restart); past it the read is refused (certainly
+/// without effect) and retried.
 const LEASED_APPLY_WAIT: Duration = Duration::from_secs(2);
 
 type Reply<T> = oneshot::Sender<Result<T, ForwardError>>;
