@@ -693,11 +693,12 @@ fn sample(shared: &Shared, partitions: u16, seen: &mut Observed) {
                     applied.index
                 );
             }
-            // A vote never goes backwards on a node, across restarts too (it is persisted).
+            // A vote's leader id never goes backwards on a node, across restarts too (it is
+            // persisted; a leader's own comes back uncommitted, so it is not resumed).
             let vote = m.vote;
             if let Some(old) = seen.votes.insert((p, node.id()), vote) {
                 assert!(
-                    vote >= old,
+                    vote.leader_id() >= old.leader_id(),
                     "partition {p}: node {} went back from vote {old} to {vote}",
                     node.id()
                 );

@@ -35,7 +35,6 @@ use tokio::time::Instant;
 use crate::partition::Keyspace;
 use crate::raft::forward::{self, ForwardError};
 use crate::raft::lock;
-use crate::raft::log_store::ResumedLeadership;
 use crate::raft::rounds::{ProposalRounds, RoundMember};
 use crate::raft::status::ReadCounts;
 use crate::raft::types::{Command, Response, TypeConfig};
@@ -45,9 +44,8 @@ const MAX_COMMANDS_PER_ENTRY: usize = 256;
 /// Most bytes of commands coalesced into one log entry (a larger command travels alone).
 const MAX_BYTES_PER_ENTRY: usize = 1 << 20;
 
-/// The longest a read waits for the leader to apply its log up to the read index (under a
-/// lease, or in a leadership resumed at a restart); past it the read is refused (certainly
-/// without effect) and retried.
+/// The longest a read under a lease waits for the leader to apply its log up to the read
+/// index; past it the read is refused (certainly without effect) and retried.
 const LEASED_APPLY_WAIT: Duration = Duration::from_secs(2);
 
 type Reply<T> = oneshot::Sender<Result<T, ForwardError>>;
@@ -101,8 +99,6 @@ pub struct Group {
     keyspace: Keyspace,
     /// How long after a confirmation began the leader reads under its lease; zero: never.
     read_lease: Duration,
-    /// The leadership resumed at start, if any; see [`Group::new`].
-    resumed: Option<ResumedLeadership>,
     proposals: Mutex<Proposals>,
     rounds: Arc<ProposalRounds<Group>>,
     reads: Mutex<Reads>,
@@ -124,27 +120,16 @@ impl Group {
     /// after each leadership confirmation (zero: every read is confirmed). `read_lease` must be
     /// well under openraft's leader lease (`election_timeout_max`). Its writes are proposed in
     /// `rounds`, shared by the node's groups.
-    ///
-    /// `resumed`: the leadership the node held when it stopped, which openraft resumes at once
-    /// (its log store's [`LogStore::resumed_leadership`]). openraft then starts from the commit
-    /// index its state machine had applied, which a power loss can set back below writes the
-    /// leader acknowledged (applies are not synced: the log is), and its read index would
-    /// serve reads from before them. While it leads in that leadership, reads also wait until
-    /// its log of then is applied.
-    ///
-    /// [`LogStore::resumed_leadership`]: crate::raft::log_store::LogStore::resumed_leadership
     pub fn new(
         raft: Raft<TypeConfig>,
         keyspace: Keyspace,
         read_lease: Duration,
         rounds: Arc<ProposalRounds<Group>>,
-        resumed: Option<ResumedLeadership>,
     ) -> Arc<Group> {
         Arc::new(Group {
             raft,
             keyspace,
             read_lease,
-            resumed,
             proposals: Mutex::default(),
             rounds,
             reads: Mutex::default(),
@@ -241,12 +226,6 @@ impl Group {
     /// openraft's read index, confirmed by a quorum after this call began (see
     /// [`forward::leader_read_index`]) and shared with the reads waiting beside this one.
     pub async fn read_index(self: &Arc<Self>) -> Result<Option<u64>, ForwardError> {
-        let index = self.confirmed_read_index().await?;
-        self.past_resumed_log(index).await
-    }
-
-    /// The read index of [`Group::read_index`] before the resumed leadership's floor.
-    async fn confirmed_read_index(self: &Arc<Self>) -> Result<Option<u64>, ForwardError> {
         if let Some(read) = self.leased_read() {
             self.leased_reads.fetch_add(1, Ordering::Relaxed);
             if read.renew {
@@ -275,29 +254,6 @@ impl Group {
                 self.keyspace
             )))
         })
-    }
-
-    /// `index`, or the resumed leadership's last log index once applied, if that is higher and
-    /// the node still leads in it (see [`Group::new`]).
-    async fn past_resumed_log(&self, index: Option<u64>) -> Result<Option<u64>, ForwardError> {
-        let Some(resumed) = self.resumed else {
-            return Ok(index);
-        };
-        let floor = resumed.last_index;
-        if index >= floor || *self.raft.metrics().borrow().vote.leader_id() != resumed.leader {
-            return Ok(index);
-        }
-        self.raft
-            .wait(Some(LEASED_APPLY_WAIT))
-            .applied_index_at_least(floor, "the log of a resumed leadership")
-            .await
-            .map_err(|e| {
-                ForwardError::Refused(format!(
-                    "{}: leader restarted, its log of then not applied yet: {e}",
-                    self.keyspace
-                ))
-            })?;
-        Ok(floor)
     }
 
     /// Ends the read lease: a node is campaigning, and this node's vote may help it win.

@@ -11,7 +11,8 @@
 //! synced write. `save_committed` writes nothing at once: openraft awaits it on its core task at
 //! every commit, and a write there would wait for whatever sync is in flight. The committed id is
 //! kept in memory and rides in the next append's batch (and `purge`'s); losing the latest one
-//! only makes a restarted node learn it again from the leader.
+//! only makes a restarted node learn it again from the leader. A restarted node never resumes a
+//! leadership it held (see [`not_resumed`]).
 
 #![expect(
     clippy::result_large_err,
@@ -54,15 +55,6 @@ pub struct LogStore {
     unsynced: UnsyncedTail,
 }
 
-/// A leadership a node held when it stopped, and resumes as it starts again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResumedLeadership {
-    /// The leader's id (term and node).
-    pub leader: openraft::LeaderId<NodeId>,
-    /// The last index of its log then: every write it acknowledged is at or below.
-    pub last_index: Option<u64>,
-}
-
 /// What is cached in memory so `get_log_state` needs no scan.
 #[derive(Debug, Default, Clone)]
 struct Tail {
@@ -98,7 +90,8 @@ impl LogStore {
     /// tail.
     pub fn open(db: Arc<Db>, group: GroupId, node: NodeId) -> Result<Self, StorageError> {
         let vote = read_value::<Vote<NodeId>>(&db, &raft_key(group, VOTE, &[]))
-            .map_err(|e| storage_error(ErrorSubject::Vote, ErrorVerb::Read, &Boxed(e)))?;
+            .map_err(|e| storage_error(ErrorSubject::Vote, ErrorVerb::Read, &Boxed(e)))?
+            .map(|v| not_resumed(v, node));
         let last_purged = read_value::<LogId<NodeId>>(&db, &raft_key(group, PURGED, &[]))
             .map_err(|e| storage_error(ErrorSubject::Logs, ErrorVerb::Read, &Boxed(e)))?;
         let committed = read_value::<Option<LogId<NodeId>>>(&db, &raft_key(group, COMMITTED, &[]))
@@ -132,20 +125,6 @@ impl LogStore {
     /// The group's entries written ahead of their sync, for its state machine and network.
     pub fn unsynced(&self) -> UnsyncedTail {
         self.unsynced.clone()
-    }
-
-    /// The leadership this node held when its log was opened (a committed vote for itself),
-    /// with the last log index then: openraft resumes such a leadership at once after a
-    /// restart, without the commit index it had reached before (see [`Group::new`]).
-    ///
-    /// [`Group::new`]: crate::raft::group::Group::new
-    pub fn resumed_leadership(&self) -> Option<ResumedLeadership> {
-        let t = lock(&self.tail);
-        let vote = t.vote.filter(Vote::is_committed)?;
-        (vote.leader_id().voted_for() == Some(self.node)).then(|| ResumedLeadership {
-            leader: *vote.leader_id(),
-            last_index: t.last.map(|l| l.index),
-        })
     }
 
     fn tail(&self) -> Tail {
@@ -248,6 +227,24 @@ impl LogStore {
     }
 }
 
+/// `vote` as a restarting `node` loads it: a leadership of its own comes back uncommitted, so
+/// openraft starts the node as a follower and it must win a new term before it leads again.
+///
+/// openraft 0.9 would resume such a leadership at once, in the same term, from the commit index
+/// its state machine had applied. After a power loss both are wrong: the leader may have lost
+/// entries it had sent to followers ahead of their sync ([`UnsyncedTail`]), and would give their
+/// log ids to other entries, which breaks Raft's log matching; and since applies are not synced
+/// (the log is) the commit index it starts from may lie below writes it acknowledged, so its
+/// reads would miss them. A new term starts with an entry the leader must commit first.
+fn not_resumed(vote: Vote<NodeId>, node: NodeId) -> Vote<NodeId> {
+    let leader = vote.leader_id();
+    if vote.is_committed() && leader.voted_for() == Some(node) {
+        Vote::new(leader.term, node)
+    } else {
+        vote
+    }
+}
+
 /// Reads and decodes the value at `key`, `None` when absent.
 fn read_value<T: serde::de::DeserializeOwned>(
     db: &Db,
@@ -337,8 +334,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
-        read_value(&self.db, &raft_key(self.group, VOTE, &[]))
-            .map_err(|e| storage_error(ErrorSubject::Vote, ErrorVerb::Read, &Boxed(e)))
+        Ok(self.tail().vote)
     }
 
     async fn save_committed(
@@ -527,6 +523,35 @@ mod tests {
         disk.power_loss();
         let (_db, mut log) = open(&disk);
         assert_eq!(indexes(&mut log).await, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_restarted_leader_loads_its_vote_uncommitted_and_a_follower_its_own() {
+        let disk = FaultFs::new();
+        let (db, mut log) = open(&disk);
+        log.save_vote(&Vote::new_committed(4, 1)).await.unwrap();
+        assert_eq!(
+            log.read_vote().await.unwrap(),
+            Some(Vote::new_committed(4, 1))
+        );
+        drop((log, db));
+        let (db, mut log) = open(&disk);
+        assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(4, 1)));
+        // Nor are its entries written ahead of their sync until it leads again.
+        disk.set_fail_syncs(true);
+        assert!(log.write_entries(vec![blank(4, 1, 1)]).await.is_err());
+        drop((log, db));
+        disk.power_loss();
+        disk.set_fail_syncs(false);
+
+        let (db, mut log) = open(&disk);
+        log.save_vote(&Vote::new_committed(5, 2)).await.unwrap();
+        drop((log, db));
+        let (_db, mut log) = open(&disk);
+        assert_eq!(
+            log.read_vote().await.unwrap(),
+            Some(Vote::new_committed(5, 2))
+        );
     }
 
     #[tokio::test]

@@ -178,7 +178,6 @@ impl RaftNode {
         for keyspace in hosted {
             let group = keyspace.group();
             let log = LogStore::open(Arc::clone(&db), group, config.id).map_err(raft_storage)?;
-            let resumed = log.resumed_leadership();
             let sm = StateMachine::new(Arc::clone(&db), keyspace, log.unsynced());
             let network = GroupNetwork::new(group, peers.clone(), log.unsynced());
             let raft = Raft::new(config.id, Arc::clone(&raft_config), network, log, sm)
@@ -186,7 +185,7 @@ impl RaftNode {
                 .map_err(|e| Error::Internal(format!("starting raft group {group}: {e}")))?;
             router.insert(
                 group,
-                Group::new(raft, keyspace, read_lease, Arc::clone(&rounds), resumed),
+                Group::new(raft, keyspace, read_lease, Arc::clone(&rounds)),
             );
         }
         tracing::info!(
