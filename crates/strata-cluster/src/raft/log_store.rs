@@ -56,14 +56,14 @@ pub struct LogStore {
 }
 
 /// What is cached in memory so `get_log_state` needs no scan.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 struct Tail {
     last_purged: Option<LogId<NodeId>>,
     last: Option<LogId<NodeId>>,
     /// The latest committed id openraft saved, and whether it is newer than the stored one.
     committed: Option<LogId<NodeId>>,
     committed_dirty: bool,
-    /// The vote last saved.
+    /// The vote last saved, or as loaded at open ([`not_resumed`]).
     vote: Option<Vote<NodeId>>,
     /// Numbers the writes that change the log, in the order they are queued.
     tickets: u64,
@@ -146,12 +146,10 @@ impl LogStore {
     /// one of its own already in the log: they may be written ahead of their sync.
     fn own_entries_after_the_first(&self, entries: &[Entry]) -> bool {
         let t = lock(&self.tail);
-        let Some(vote) = t.vote.filter(Vote::is_committed) else {
+        let Some(leader) = t.vote.as_ref().and_then(|v| own_leadership(v, self.node)) else {
             return false;
         };
-        let leader = vote.leader_id();
-        leader.voted_for() == Some(self.node)
-            && t.last.is_some_and(|l| l.leader_id == *leader)
+        t.last.is_some_and(|l| l.leader_id == *leader)
             && entries.iter().all(|e| e.log_id.leader_id == *leader)
     }
 
@@ -196,8 +194,8 @@ impl LogStore {
             self.set_tail(|t| t.last = Some(last));
             return Ok(());
         }
-        self.unsynced.push(ticket, self.tail().last, entries);
-        self.set_tail(|t| t.last = Some(last));
+        let prev = lock(&self.tail).last.replace(last);
+        self.unsynced.push(ticket, prev, entries);
         let unsynced = self.unsynced.clone();
         let group = self.group;
         tokio::spawn(async move {
@@ -237,12 +235,16 @@ impl LogStore {
 /// (the log is) the commit index it starts from may lie below writes it acknowledged, so its
 /// reads would miss them. A new term starts with an entry the leader must commit first.
 fn not_resumed(vote: Vote<NodeId>, node: NodeId) -> Vote<NodeId> {
-    let leader = vote.leader_id();
-    if vote.is_committed() && leader.voted_for() == Some(node) {
-        Vote::new(leader.term, node)
-    } else {
-        vote
+    match own_leadership(&vote, node) {
+        Some(leader) => Vote::new(leader.term, node),
+        None => vote,
     }
+}
+
+/// The leader id of `vote` if it is `node`'s own leadership, granted by a quorum.
+fn own_leadership(vote: &Vote<NodeId>, node: NodeId) -> Option<&openraft::LeaderId<NodeId>> {
+    let leader = vote.leader_id();
+    (vote.is_committed() && leader.voted_for() == Some(node)).then_some(leader)
 }
 
 /// Reads and decodes the value at `key`, `None` when absent.
@@ -271,27 +273,23 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&i) => i.saturating_add(1),
             Bound::Unbounded => 0,
         };
-        let end = match range.end_bound() {
-            Bound::Included(&i) => i.checked_add(1).map(|e| entry_key(self.group, e)),
-            Bound::Excluded(&i) => Some(entry_key(self.group, i)),
-            Bound::Unbounded => None,
-        }
-        .unwrap_or_else(|| entries_end(self.group));
+        // The first index past the range; `None`: unbounded.
         let end_index = match range.end_bound() {
-            Bound::Included(&i) => i.saturating_add(1),
-            Bound::Excluded(&i) => i,
-            Bound::Unbounded => u64::MAX,
+            Bound::Included(&i) => i.checked_add(1),
+            Bound::Excluded(&i) => Some(i),
+            Bound::Unbounded => None,
         };
-        // Taken before the engine is read: an entry leaves the unsynced tail only once the
-        // engine shows it, so each entry of the range is in one or the other (or both).
-        let unsynced = self.unsynced.entries(start, end_index);
-        let start = entry_key(self.group, start);
-        if start >= end {
+        let end = end_index.map_or_else(|| entries_end(self.group), |e| entry_key(self.group, e));
+        let start_key = entry_key(self.group, start);
+        if start_key >= end {
             return Ok(Vec::new());
         }
+        // Taken before the engine is read: an entry leaves the unsynced tail only once the
+        // engine shows it, so each entry of the range is in one or the other (or both).
+        let unsynced = self.unsynced.entries(start, end_index.unwrap_or(u64::MAX));
         let iter = self
             .db
-            .range(Some(&start), Some(&end))
+            .range(Some(&start_key), Some(&end))
             .map_err(io(ErrorSubject::Logs, ErrorVerb::Read))?;
         let mut entries: Vec<Entry> = Vec::new();
         for item in iter {

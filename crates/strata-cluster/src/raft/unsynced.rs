@@ -43,6 +43,13 @@ struct Unsynced {
     entries: Vec<Entry>,
 }
 
+impl Unsynced {
+    /// The index of its first entry.
+    fn first_index(&self) -> u64 {
+        self.prev.map_or(0, |p| p.index + 1)
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// Oldest first; their entries are consecutive and end the log.
@@ -125,9 +132,8 @@ impl UnsyncedTail {
         let Some(oldest) = state.writes.front() else {
             return committed;
         };
-        let first_unsynced = oldest.prev.map_or(0, |p| p.index + 1);
         match committed {
-            Some(c) if c.index >= first_unsynced => oldest.prev,
+            Some(c) if c.index >= oldest.first_index() => oldest.prev,
             _ => committed,
         }
     }
@@ -137,10 +143,7 @@ impl UnsyncedTail {
         let mut rx = self.state.subscribe();
         let state = rx
             .wait_for(|s| {
-                s.failed.is_some()
-                    || s.writes
-                        .front()
-                        .is_none_or(|w| w.prev.map_or(0, |p| p.index + 1) > index)
+                s.failed.is_some() || s.writes.front().is_none_or(|w| w.first_index() > index)
             })
             .await
             .map_err(|e| e.to_string())?;
