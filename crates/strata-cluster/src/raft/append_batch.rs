@@ -10,12 +10,18 @@
 //! same moment, see [`ProposalRounds`](crate::raft::rounds::ProposalRounds)): a request with
 //! none beside it goes alone as soon as the previous call returns.
 //!
+//! A commit notice ([`AppendQueue::notice`]: an AppendEntries that only passes on a new commit
+//! index) is not a call anybody waits for. It waits up to [`COMMIT_NOTICE_DELAY`] for an append
+//! of its group, which carries the same commit index or a newer one and makes it redundant;
+//! only a notice that nothing replaced in that time is sent, with the next call or on its own.
+//!
 //! One slow group must not hold the others back: the next call goes out without waiting for
 //! the previous one once that has been out [`MAX_CALL_WAIT`], and the peer answers a batch
 //! without the appends still unanswered [`MAX_STRAGGLER_WAIT`] after its first one
 //! ([`join_bounded`]); those get an error, and their groups send them again. A peer that does
 //! not know batches yet (a rolling upgrade) is sent one call per request.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +34,7 @@ use strata_proto::raft_v1::{RaftBatch, RaftBatchItem, RaftBatchReply, RaftReques
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::partition::GroupId;
 use crate::raft::network::{MAX_RAFT_MESSAGE, RaftPeer};
 
 /// How long the latest call to a peer may be out before the next one goes without waiting
@@ -37,6 +44,11 @@ pub const MAX_CALL_WAIT: Duration = Duration::from_millis(50);
 /// How long the reply to a batch waits for its slowest appends once the first is answered.
 /// The appends of a batch normally share the peer's log sync and finish together.
 pub const MAX_STRAGGLER_WAIT: Duration = Duration::from_millis(50);
+
+/// How long a commit notice waits for an append of its group to pass the commit index on
+/// instead. Under load the group's next append comes sooner; an idle group's followers learn
+/// of the commit this much later.
+pub const COMMIT_NOTICE_DELAY: Duration = Duration::from_millis(10);
 
 /// How many times the sending task lets the tasks already woken run before a call goes out,
 /// so the appends of groups synced together join it.
@@ -48,8 +60,18 @@ type Outcome = Result<Vec<u8>, tonic::Status>;
 /// A request waiting in the queue, and where its reply goes.
 struct Pending {
     request: RaftRequest,
+    /// The leader's commit index the AppendEntries carries.
+    commit: Option<u64>,
     deadline: Instant,
-    reply: oneshot::Sender<Outcome>,
+    /// `None`: a commit notice, whose reply nobody waits for.
+    reply: Option<oneshot::Sender<Outcome>>,
+}
+
+impl Pending {
+    /// Whether the request is still wanted: a notice, or a call whose caller still waits.
+    fn wanted(&self) -> bool {
+        self.reply.as_ref().is_none_or(|r| !r.is_closed())
+    }
 }
 
 /// The queue of AppendEntries requests to one peer. Cheap to clone; the task sending them ends
@@ -72,17 +94,19 @@ impl AppendQueue {
         self.tx.is_closed()
     }
 
-    /// Sends `request` with the next call and returns the peer's reply payload, or the error of
-    /// the call or of this request. The call ends `ttl` from now at the latest, or at a later
-    /// deadline of a request sent with it: a caller that must not wait longer bounds its own
-    /// wait ([`PeerClient`](crate::raft::network::PeerClient) does). A request whose caller gave
-    /// up before its call went out is not sent.
-    pub async fn call(&self, request: RaftRequest, ttl: Duration) -> Outcome {
+    /// Sends `request`, an AppendEntries carrying the leader's commit index `commit`, with the
+    /// next call and returns the peer's reply payload, or the error of the call or of this
+    /// request. The call ends `ttl` from now at the latest, or at a later deadline of a request
+    /// sent with it: a caller that must not wait longer bounds its own wait
+    /// ([`PeerClient`](crate::raft::network::PeerClient) does). A request whose caller gave up
+    /// before its call went out is not sent.
+    pub async fn call(&self, request: RaftRequest, commit: Option<u64>, ttl: Duration) -> Outcome {
         let (reply, rx) = oneshot::channel();
         let pending = Pending {
             request,
+            commit,
             deadline: Instant::now() + ttl,
-            reply,
+            reply: Some(reply),
         };
         self.tx
             .send(pending)
@@ -90,29 +114,125 @@ impl AppendQueue {
         rx.await
             .unwrap_or_else(|_| Err(tonic::Status::unavailable("the append call was dropped")))
     }
+
+    /// Queues `request`, an AppendEntries without entries that passes on the commit index
+    /// `commit` of its group, as a commit notice: it is dropped if an append of the same group
+    /// carrying that index or a newer one is queued within [`COMMIT_NOTICE_DELAY`], and sent
+    /// then otherwise. Its reply is not awaited.
+    pub fn notice(&self, request: RaftRequest, commit: Option<u64>) {
+        let _ = self.tx.send(Pending {
+            request,
+            commit,
+            deadline: Instant::now() + COMMIT_NOTICE_DELAY + MAX_CALL_WAIT,
+            reply: None,
+        });
+    }
+}
+
+/// Commit notices waiting to be sent, at most one per group: the latest.
+#[derive(Default)]
+struct Notices {
+    waiting: HashMap<GroupId, (Pending, Instant)>,
+}
+
+impl Notices {
+    /// Holds `notice` until `COMMIT_NOTICE_DELAY` from now, replacing an older one of its group.
+    fn hold(&mut self, notice: Pending) {
+        let group = notice.request.group;
+        let older = self
+            .waiting
+            .get(&group)
+            .is_some_and(|(held, _)| held.commit > notice.commit);
+        if !older {
+            let due = Instant::now() + COMMIT_NOTICE_DELAY;
+            self.waiting.insert(group, (notice, due));
+        }
+    }
+
+    /// When the first notice held falls due.
+    fn next_due(&self) -> Option<Instant> {
+        self.waiting.values().map(|(_, due)| *due).min()
+    }
+
+    /// Drops the notice of `append`'s group if `append` passes on its commit index or a newer
+    /// one.
+    fn replaced_by(&mut self, append: &Pending) {
+        let group = append.request.group;
+        if self
+            .waiting
+            .get(&group)
+            .is_some_and(|(held, _)| held.commit <= append.commit)
+        {
+            self.waiting.remove(&group);
+        }
+    }
+
+    /// Takes the notices due by `now`.
+    fn take_due(&mut self, now: Instant) -> Vec<Pending> {
+        let due: Vec<GroupId> = self
+            .waiting
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(group, _)| *group)
+            .collect();
+        due.into_iter()
+            .filter_map(|group| self.waiting.remove(&group).map(|(p, _)| p))
+            .collect()
+    }
 }
 
 /// The sending task: a call once the previous one is answered (or has been out
 /// [`MAX_CALL_WAIT`]), carrying every request queued meanwhile, up to half the message limit
-/// (a request alone may use all of it).
+/// (a request alone may use all of it), and the commit notices due by then that no append
+/// replaced.
 async fn send_batches(peer: RaftPeer, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let no_batches = Arc::new(AtomicBool::new(false));
     let mut previous: Option<(oneshot::Receiver<()>, Instant)> = None;
-    while let Some(first) = rx.recv().await {
+    let mut notices = Notices::default();
+    loop {
+        // The next request, or `None` when a notice falls due first. The task ends with the
+        // last sender (the notices held are dropped: the node is going away).
+        let first = match notices.next_due() {
+            None => Some(rx.recv().await),
+            Some(due) => tokio::select! {
+                next = rx.recv() => Some(next),
+                () = tokio::time::sleep_until(due) => None,
+            },
+        };
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        match first {
+            Some(None) => return,
+            Some(Some(p)) if p.reply.is_none() => {
+                notices.hold(p);
+                continue;
+            }
+            Some(Some(p)) => {
+                bytes += p.request.payload.len();
+                batch.push(p);
+            }
+            None => {}
+        }
         if let Some((answered, sent)) = previous.take() {
             let _ = tokio::time::timeout_at(sent + MAX_CALL_WAIT, answered).await;
         }
-        let mut bytes = first.request.payload.len();
-        let mut batch = vec![first];
         for _ in 0..GATHER_YIELDS {
             tokio::task::yield_now().await;
             while bytes < MAX_RAFT_MESSAGE / 2 {
                 let Ok(next) = rx.try_recv() else { break };
+                if next.reply.is_none() {
+                    notices.hold(next);
+                    continue;
+                }
                 bytes += next.request.payload.len();
                 batch.push(next);
             }
         }
-        batch.retain(|p| !p.reply.is_closed());
+        batch.retain(Pending::wanted);
+        for append in &batch {
+            notices.replaced_by(append);
+        }
+        batch.extend(notices.take_due(Instant::now()));
         if batch.is_empty() {
             continue;
         }
@@ -141,7 +261,9 @@ async fn send_batch(peer: &mut RaftPeer, batch: Vec<Pending>, no_batches: &Atomi
                     Ok(reply) => reply.map(|r| r.into_inner().payload),
                     Err(_) => Err(timed_out()),
                 };
-                let _ = p.reply.send(outcome);
+                if let Some(reply) = p.reply {
+                    let _ = reply.send(outcome);
+                }
             }
         });
         futures::future::join_all(singles).await;
@@ -174,6 +296,7 @@ async fn send_batch(peer: &mut RaftPeer, batch: Vec<Pending>, no_batches: &Atomi
         return fail_all(replies, &status);
     }
     for (reply, item) in replies.into_iter().zip(items) {
+        let Some(reply) = reply else { continue };
         let outcome = match item.result {
             Some(ItemResult::Payload(payload)) => Ok(payload),
             Some(ItemResult::Error(e)) => Err(tonic::Status::internal(e)),
@@ -187,8 +310,8 @@ fn timed_out() -> tonic::Status {
     tonic::Status::deadline_exceeded("no reply from the peer in time")
 }
 
-fn fail_all(replies: Vec<oneshot::Sender<Outcome>>, status: &tonic::Status) {
-    for reply in replies {
+fn fail_all(replies: Vec<Option<oneshot::Sender<Outcome>>>, status: &tonic::Status) {
+    for reply in replies.into_iter().flatten() {
         let _ = reply.send(Err(status.clone()));
     }
 }
@@ -261,11 +384,16 @@ mod tests {
     /// The group whose appends the test peer never answers.
     const STUCK: u64 = 99;
 
+    /// A request the test peer received: its group and payload.
+    type Received = (u64, Vec<u8>);
+
     /// A peer on a real loopback socket that answers each append with its payload and group,
     /// a moment later (group [`STUCK`]: never), and records the size of every call it gets.
     #[derive(Default, Clone)]
     struct EchoPeer {
         calls: Arc<Mutex<Vec<usize>>>,
+        /// Every request received.
+        received: Arc<Mutex<Vec<Received>>>,
         /// A peer of an older version: batches are unimplemented.
         old: bool,
     }
@@ -278,7 +406,25 @@ mod tests {
             }
         }
 
-        async fn answer(req: RaftRequest) -> Vec<u8> {
+        /// The requests received so far, in no particular order.
+        fn received(&self) -> Vec<Received> {
+            let mut received = self.received.lock().unwrap().clone();
+            received.sort();
+            received
+        }
+
+        /// Waits until the peer has received `n` requests.
+        async fn await_received(&self, n: usize) {
+            while self.received.lock().unwrap().len() < n {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+
+        async fn answer(&self, req: RaftRequest) -> Vec<u8> {
+            self.received
+                .lock()
+                .unwrap()
+                .push((req.group, req.payload.clone()));
             if req.group == STUCK {
                 std::future::pending::<()>().await;
             }
@@ -298,7 +444,7 @@ mod tests {
             request: Request<RaftRequest>,
         ) -> Result<Response<RaftReply>, Status> {
             self.calls.lock().unwrap().push(1);
-            let payload = EchoPeer::answer(request.into_inner()).await;
+            let payload = self.answer(request.into_inner()).await;
             Ok(Response::new(RaftReply { payload }))
         }
 
@@ -313,7 +459,7 @@ mod tests {
             self.calls.lock().unwrap().push(requests.len());
             let answers = requests
                 .into_iter()
-                .map(|req| async { Ok(EchoPeer::answer(req).await) });
+                .map(|req| async { Ok(self.answer(req).await) });
             let outcomes = join_bounded(answers, MAX_STRAGGLER_WAIT).await;
             Ok(Response::new(batch_reply(outcomes)))
         }
@@ -377,7 +523,7 @@ mod tests {
         // The first call goes alone; the ten queued while it is out go together.
         let first = tokio::spawn({
             let queue = queue.clone();
-            async move { queue.call(request(1, b"first"), TTL).await }
+            async move { queue.call(request(1, b"first"), None, TTL).await }
         });
         peer.await_calls(1).await;
         let rest: Vec<_> = (2..12u64)
@@ -385,7 +531,9 @@ mod tests {
                 let queue = queue.clone();
                 tokio::spawn(async move {
                     let payload = format!("p{group}");
-                    queue.call(request(group, payload.as_bytes()), TTL).await
+                    queue
+                        .call(request(group, payload.as_bytes()), None, TTL)
+                        .await
                 })
             })
             .collect();
@@ -405,14 +553,14 @@ mod tests {
             let queue = queue.clone();
             async move {
                 queue
-                    .call(request(STUCK, b"s"), Duration::from_secs(2))
+                    .call(request(STUCK, b"s"), None, Duration::from_secs(2))
                     .await
             }
         });
         peer.await_calls(1).await;
         // Queued behind the stuck call: sent once it has been out MAX_CALL_WAIT.
         let started = Instant::now();
-        let reply = queue.call(request(3, b"x"), TTL).await.unwrap();
+        let reply = queue.call(request(3, b"x"), None, TTL).await.unwrap();
         assert_eq!(reply, b"x\x03");
         assert!(
             started.elapsed() < Duration::from_secs(1),
@@ -422,8 +570,8 @@ mod tests {
         // In one batch with the stuck group's append, the other appends are answered and the
         // stuck one gets an error a bounded time later.
         let (a, b) = tokio::join!(
-            queue.call(request(STUCK, b"s2"), TTL),
-            queue.call(request(4, b"y"), TTL)
+            queue.call(request(STUCK, b"s2"), None, TTL),
+            queue.call(request(4, b"y"), None, TTL)
         );
         assert!(a.is_err(), "{a:?}");
         assert_eq!(b.unwrap(), b"y\x04");
@@ -438,8 +586,8 @@ mod tests {
         let (peer, queue) = start_peer(true).await;
         let pair = || async {
             tokio::join!(
-                queue.call(request(1, b"a"), TTL),
-                queue.call(request(2, b"b"), TTL)
+                queue.call(request(1, b"a"), None, TTL),
+                queue.call(request(2, b"b"), None, TTL)
             )
         };
         let (a, b) = pair().await;
@@ -449,6 +597,47 @@ mod tests {
         assert_eq!(a.unwrap(), b"a\x01");
         assert_eq!(b.unwrap(), b"b\x02");
         assert_eq!(*peer.calls.lock().unwrap(), [1, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_commit_notice_an_append_of_its_group_passes_on_is_never_sent() {
+        let (peer, queue) = start_peer(false).await;
+        queue.notice(request(5, b"notice"), Some(3));
+        let reply = queue.call(request(5, b"append"), Some(3), TTL).await;
+        assert_eq!(reply.unwrap(), b"append\x05");
+        tokio::time::sleep(COMMIT_NOTICE_DELAY * 5).await;
+        assert_eq!(peer.received(), [(5, b"append".to_vec())]);
+    }
+
+    #[tokio::test]
+    async fn a_commit_notice_nothing_replaces_is_sent_once_due_and_only_the_latest() {
+        let (peer, queue) = start_peer(false).await;
+        let started = Instant::now();
+        queue.notice(request(6, b"first"), Some(1));
+        queue.notice(request(6, b"second"), Some(2));
+        queue.notice(request(7, b"other"), Some(9));
+        // Neither another group's append nor one of group 6 with an older commit index
+        // replaces group 6's notice.
+        let (a, b) = tokio::join!(
+            queue.call(request(8, b"a"), Some(9), TTL),
+            queue.call(request(6, b"b"), Some(1), TTL)
+        );
+        assert_eq!(
+            (a.unwrap(), b.unwrap()),
+            (b"a\x08".to_vec(), b"b\x06".to_vec())
+        );
+        peer.await_received(4).await;
+        assert!(started.elapsed() >= COMMIT_NOTICE_DELAY);
+        tokio::time::sleep(COMMIT_NOTICE_DELAY * 5).await;
+        assert_eq!(
+            peer.received(),
+            [
+                (6, b"b".to_vec()),
+                (6, b"second".to_vec()),
+                (7, b"other".to_vec()),
+                (8, b"a".to_vec())
+            ]
+        );
     }
 
     #[tokio::test(start_paused = true)]

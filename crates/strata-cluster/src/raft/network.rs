@@ -6,7 +6,10 @@
 //! the cluster's CA).
 //!
 //! Every group's AppendEntries to a peer go through that peer's [`AppendQueue`], which sends
-//! those waiting at the same time as one call. Requests and replies are openraft's own types
+//! those waiting at the same time as one call. An AppendEntries of a replication stream that
+//! only passes on a new commit index is answered at once and left to the queue as a commit
+//! notice, which the group's next append usually makes redundant (see
+//! [`PeerClient::append_entries`]). Requests and replies are openraft's own types
 //! encoded with postcard inside the `strata.raft.v1` messages. A peer that cannot be connected
 //! to is reported as `Unreachable`, so openraft backs off instead of retrying in a tight loop;
 //! every RPC is bounded by openraft's time-to-live for it, so a dead or stopped peer costs a
@@ -20,6 +23,7 @@ use futures::future::BoxFuture;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use openraft::LogId;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -238,6 +242,8 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
             node: node.clone(),
             client: client.map_err(|e| e.to_string()),
             unsynced: self.unsynced.clone(),
+            appended: false,
+            commit_sent: None,
         }
     }
 }
@@ -251,6 +257,11 @@ pub struct PeerClient {
     node: Node,
     client: Result<(RaftPeer, AppendQueue), String>,
     unsynced: UnsyncedTail,
+    /// Whether this client has sent an AppendEntries: only a replication stream's client sends
+    /// more than one.
+    appended: bool,
+    /// The highest commit index this client has passed on.
+    commit_sent: Option<LogId<NodeId>>,
 }
 
 /// A transport failure as a plain error for openraft's error wrappers.
@@ -259,7 +270,8 @@ pub struct PeerClient {
 struct TransportError(String);
 
 enum Rpc {
-    Append,
+    /// An AppendEntries carrying the leader's commit index.
+    Append(Option<u64>),
     Vote,
     Snapshot,
 }
@@ -292,7 +304,9 @@ impl PeerClient {
         let ttl = option.hard_ttl();
         let fut = async {
             let reply = match rpc {
-                Rpc::Append => return appends.call(request.into_inner(), ttl).await,
+                Rpc::Append(commit) => {
+                    return appends.call(request.into_inner(), commit, ttl).await;
+                }
                 Rpc::Vote => client.vote(request).await,
                 Rpc::Snapshot => client.install_snapshot(request).await,
             };
@@ -330,13 +344,41 @@ impl PeerClient {
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
+    /// Sends `rpc`, with the commit index it carries bounded by the leader's synced log.
+    ///
+    /// A replication stream sends each follower an AppendEntries without entries whenever the
+    /// group's commit index moves, and waits for its reply before it sends the next entries:
+    /// one more round trip per entry, on the path of the next one. Such a commit notice is
+    /// answered here at once, as the follower would (the leader learns nothing from the reply
+    /// to a heartbeat but that the follower still follows, which the next real call tells it
+    /// within a heartbeat interval), and left to the [`AppendQueue`], which drops it if the
+    /// group's next append passes the index on first. openraft 0.9 confirms leadership for a
+    /// linearizable read with AppendEntries through a client of its own, made for that one
+    /// call, and a replication stream sends its first call only once it has one: so a notice
+    /// is only ever the second or later AppendEntries of a client, one that raises the commit
+    /// index it has passed on and carries no entries. A leadership confirmation always goes to
+    /// the follower and back.
     async fn append_entries(
         &mut self,
         mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
         rpc.leader_commit = self.unsynced.commit_bound(rpc.leader_commit);
-        self.call(Rpc::Append, &rpc, &option).await
+        let commit = rpc.leader_commit.map(|c| c.index);
+        let notice =
+            self.appended && rpc.entries.is_empty() && rpc.leader_commit > self.commit_sent;
+        self.appended = true;
+        self.commit_sent = self.commit_sent.max(rpc.leader_commit);
+        if notice && let Ok((_, appends)) = &self.client {
+            let payload = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            let request = RaftRequest {
+                group: self.group,
+                payload,
+            };
+            appends.notice(request, commit);
+            return Ok(AppendEntriesResponse::Success);
+        }
+        self.call(Rpc::Append(commit), &rpc, &option).await
     }
 
     async fn install_snapshot(
@@ -356,5 +398,175 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
         self.call(Rpc::Vote, &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test fails loudly on the first broken assumption"
+    )]
+
+    use openraft::{CommittedLeaderId, Vote};
+    use strata_proto::raft_v1::raft_server::{Raft, RaftServer};
+    use strata_proto::raft_v1::{RaftBatch, RaftBatchReply, RaftReply};
+    use tonic::{Request, Response, Status};
+
+    use super::*;
+    use crate::raft::append_batch::batch_reply;
+
+    /// How long the follower takes to answer: longer than any answer from the leader's side.
+    const FOLLOWER_DELAY: Duration = Duration::from_secs(1);
+
+    /// A follower on a real loopback socket that records the commit index of every
+    /// AppendEntries as it arrives, and accepts it [`FOLLOWER_DELAY`] later.
+    #[derive(Default, Clone)]
+    struct Follower {
+        commits: Arc<Mutex<Vec<Option<u64>>>>,
+    }
+
+    impl Follower {
+        async fn accept(&self, req: &RaftRequest) -> Result<Vec<u8>, Status> {
+            let rpc: AppendEntriesRequest<TypeConfig> =
+                decode(&req.payload).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            self.commits
+                .lock()
+                .unwrap()
+                .push(rpc.leader_commit.map(|c| c.index));
+            tokio::time::sleep(FOLLOWER_DELAY).await;
+            let reply: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> =
+                Ok(AppendEntriesResponse::Success);
+            encode(&reply).map_err(|e| Status::internal(e.to_string()))
+        }
+
+        fn commits(&self) -> Vec<Option<u64>> {
+            self.commits.lock().unwrap().clone()
+        }
+
+        /// Waits (boundedly) until the follower has received `n` requests.
+        async fn await_commits(&self, n: usize) {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while self.commits().len() < n && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+
+    #[tonic::async_trait]
+    impl Raft for Follower {
+        async fn append_entries(
+            &self,
+            request: Request<RaftRequest>,
+        ) -> Result<Response<RaftReply>, Status> {
+            let payload = self.accept(request.get_ref()).await?;
+            Ok(Response::new(RaftReply { payload }))
+        }
+
+        async fn append_entries_batch(
+            &self,
+            request: Request<RaftBatch>,
+        ) -> Result<Response<RaftBatchReply>, Status> {
+            let answers = request.get_ref().requests.iter().map(|r| self.accept(r));
+            let outcomes = futures::future::join_all(answers)
+                .await
+                .into_iter()
+                .map(Some);
+            Ok(Response::new(batch_reply(outcomes)))
+        }
+
+        async fn vote(&self, _: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+            Err(Status::unimplemented("vote"))
+        }
+
+        async fn install_snapshot(
+            &self,
+            _: Request<RaftRequest>,
+        ) -> Result<Response<RaftReply>, Status> {
+            Err(Status::unimplemented("install_snapshot"))
+        }
+
+        async fn forward(&self, _: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+            Err(Status::unimplemented("forward"))
+        }
+
+        async fn forward_read(
+            &self,
+            _: Request<RaftRequest>,
+        ) -> Result<Response<RaftReply>, Status> {
+            Err(Status::unimplemented("forward_read"))
+        }
+
+        async fn read_index(&self, _: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+            Err(Status::unimplemented("read_index"))
+        }
+    }
+
+    /// The follower, and the network of group 1 on a leader that reaches it.
+    async fn start() -> (Follower, GroupNetwork, Node) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let follower = Follower::default();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(RaftServer::new(follower.clone()))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let network = GroupNetwork::new(1, Peers::default(), UnsyncedTail::default());
+        (follower, network, Node::new(addr))
+    }
+
+    /// An AppendEntries of node 1's leadership in term 1 without entries, passing on `commit`.
+    fn heartbeat(commit: u64) -> AppendEntriesRequest<TypeConfig> {
+        let log_id = |index| LogId::new(CommittedLeaderId::new(1, 1), index);
+        AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: Some(log_id(1)),
+            leader_commit: Some(log_id(commit)),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Sends `rpc` through `client` and returns the reply and whether it came before the
+    /// follower could have answered.
+    async fn send(
+        client: &mut PeerClient,
+        rpc: AppendEntriesRequest<TypeConfig>,
+    ) -> (AppendEntriesResponse<NodeId>, bool) {
+        let started = std::time::Instant::now();
+        let reply = client
+            .append_entries(rpc, RPCOption::new(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        (reply, started.elapsed() < FOLLOWER_DELAY)
+    }
+
+    #[tokio::test]
+    async fn only_a_replication_streams_commit_notices_are_answered_before_the_follower() {
+        let (follower, mut network, node) = start().await;
+        // A replication stream: its first call is answered by the follower.
+        let mut stream = network.new_client(2, &node).await;
+        let (reply, early) = send(&mut stream, heartbeat(1)).await;
+        assert!(matches!(reply, AppendEntriesResponse::Success) && !early);
+        assert_eq!(follower.commits(), [Some(1)]);
+
+        // A later one that only raises the commit index is answered at once, and reaches the
+        // follower when nothing has passed the index on within the notice delay.
+        let (reply, early) = send(&mut stream, heartbeat(2)).await;
+        assert!(matches!(reply, AppendEntriesResponse::Success) && early);
+        follower.await_commits(2).await;
+        assert_eq!(follower.commits(), [Some(1), Some(2)]);
+
+        // A heartbeat at the same commit index (the leader's periodic one) waits for the
+        // follower.
+        let (_, early) = send(&mut stream, heartbeat(2)).await;
+        assert!(!early);
+
+        // A leadership confirmation, through a client of its own, always waits for the
+        // follower, whatever commit index it carries.
+        let mut confirmation = network.new_client(2, &node).await;
+        let (_, early) = send(&mut confirmation, heartbeat(3)).await;
+        assert!(!early);
+        assert_eq!(follower.commits(), [Some(1), Some(2), Some(2), Some(3)]);
     }
 }
