@@ -336,35 +336,19 @@ impl RaftNode {
         let (id, addr) = match hint {
             Some((id, addr)) if Some(id) != avoid => (id, Some(addr)),
             _ => {
-                let wait_until = deadline.min(Instant::now() + self.leader_wait);
-                let wait = wait_until.saturating_duration_since(Instant::now());
-                let found = group
-                    .raft()
-                    .wait(Some(wait))
-                    .metrics(
-                        // A leader the membership no longer names (a removed node that led
-                        // until its removal) is no leader to send to: wait for the next one.
-                        |m| {
-                            m.current_leader.is_some_and(|l| {
-                                Some(l) != avoid
-                                    && (m.membership_config.membership().get_node(&l).is_some()
-                                        || l == self.id)
-                            })
-                        },
-                        "a leader",
-                    )
-                    .await;
-                let Ok(m) = found else {
-                    return Err(Error::Unavailable(format!(
-                        "{keyspace} has no leader; retry"
-                    )));
+                // The leader known now, read in place; only without one is it waited for
+                // (which copies the metrics on every change).
+                let known = {
+                    let metrics = group.raft().metrics();
+                    let m = metrics.borrow();
+                    m.current_leader
+                        .filter(|&l| self.usable_leader(&m, l, avoid))
+                        .map(|l| (l, (l != self.id).then(|| self.node_addr(&m, l)).flatten()))
                 };
-                let Some(id) = m.current_leader else {
-                    return Err(Error::Unavailable(format!(
-                        "{keyspace} has no leader; retry"
-                    )));
-                };
-                (id, self.node_addr(&m, id))
+                match known {
+                    Some(known) => known,
+                    None => self.await_leader(keyspace, group, avoid, deadline).await?,
+                }
             }
         };
         if id == self.id {
@@ -377,6 +361,47 @@ impl RaftNode {
             .client(&addr)
             .map_err(|e| Error::Internal(e.to_string()))?;
         Ok(Target::Remote(id, Box::new(client)))
+    }
+
+    /// Whether `leader`, named by the group metrics `m`, is one to send a request to: not the
+    /// node to avoid, and one the membership still names (a removed node that led until its
+    /// removal is no leader to send to: the next one is waited for).
+    fn usable_leader(
+        &self,
+        m: &RaftMetrics<NodeId, Node>,
+        leader: NodeId,
+        avoid: Option<NodeId>,
+    ) -> bool {
+        Some(leader) != avoid
+            && (m.membership_config.membership().get_node(&leader).is_some() || leader == self.id)
+    }
+
+    /// Waits until `group` has a usable leader (at most until `deadline`, and at most the
+    /// node's leader wait), and returns its id and address.
+    async fn await_leader(
+        &self,
+        keyspace: Keyspace,
+        group: &Arc<Group>,
+        avoid: Option<NodeId>,
+        deadline: Instant,
+    ) -> Result<(NodeId, Option<String>)> {
+        let wait_until = deadline.min(Instant::now() + self.leader_wait);
+        let wait = wait_until.saturating_duration_since(Instant::now());
+        let found = group
+            .raft()
+            .wait(Some(wait))
+            .metrics(
+                |m| {
+                    m.current_leader
+                        .is_some_and(|l| self.usable_leader(m, l, avoid))
+                },
+                "a leader",
+            )
+            .await;
+        let no_leader = || Error::Unavailable(format!("{keyspace} has no leader; retry"));
+        let m = found.map_err(|_| no_leader())?;
+        let id = m.current_leader.ok_or_else(no_leader)?;
+        Ok((id, self.node_addr(&m, id)))
     }
 
     /// Runs `attempt` against `keyspace`'s leader, here or forwarded, within the request
