@@ -136,17 +136,17 @@ struct Notices {
 }
 
 impl Notices {
-    /// Holds `notice` until `COMMIT_NOTICE_DELAY` from now, replacing an older one of its group.
+    /// Holds `notice` until `COMMIT_NOTICE_DELAY` from now, or in place of an older notice of
+    /// its group until that one falls due: a group whose commit index keeps moving still has
+    /// it sent every `COMMIT_NOTICE_DELAY`.
     fn hold(&mut self, notice: Pending) {
         let group = notice.request.group;
-        let older = self
-            .waiting
-            .get(&group)
-            .is_some_and(|(held, _)| held.commit > notice.commit);
-        if !older {
-            let due = Instant::now() + COMMIT_NOTICE_DELAY;
-            self.waiting.insert(group, (notice, due));
-        }
+        let due = match self.waiting.get(&group) {
+            Some((held, _)) if held.commit > notice.commit => return,
+            Some((_, due)) => *due,
+            None => Instant::now() + COMMIT_NOTICE_DELAY,
+        };
+        self.waiting.insert(group, (notice, due));
     }
 
     /// When the first notice held falls due.
@@ -638,6 +638,30 @@ mod tests {
                 (8, b"a".to_vec())
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_commit_index_that_keeps_moving_is_still_passed_on() {
+        let (peer, queue) = start_peer(false).await;
+        // A notice every 2 ms for 50 ms, each replacing the one before: the first one held
+        // sets when they go.
+        let mut last = Vec::new();
+        for commit in 0..25u64 {
+            last = format!("c{commit}").into_bytes();
+            queue.notice(request(9, &last), Some(commit));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(
+            !peer.received().is_empty(),
+            "no notice went out while the commit index kept moving"
+        );
+        // The latest one arrives in the end.
+        let latest = (9, last);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !peer.received().contains(&latest) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(peer.received().contains(&latest));
     }
 
     #[tokio::test(start_paused = true)]
