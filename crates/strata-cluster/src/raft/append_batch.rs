@@ -169,14 +169,9 @@ impl Notices {
 
     /// Takes the notices due by `now`.
     fn take_due(&mut self, now: Instant) -> Vec<Pending> {
-        let due: Vec<GroupId> = self
-            .waiting
-            .iter()
-            .filter(|(_, (_, at))| *at <= now)
-            .map(|(group, _)| *group)
-            .collect();
-        due.into_iter()
-            .filter_map(|group| self.waiting.remove(&group).map(|(p, _)| p))
+        self.waiting
+            .extract_if(|_, (_, due)| *due <= now)
+            .map(|(_, (notice, _))| notice)
             .collect()
     }
 }
@@ -374,12 +369,11 @@ mod tests {
 
     use std::sync::{Arc, Mutex};
 
-    use strata_proto::raft_v1::RaftReply;
-    use strata_proto::raft_v1::raft_server::{Raft, RaftServer};
-    use tonic::{Request, Response, Status};
+    use tonic::Status;
 
     use super::*;
     use crate::raft::network::Peers;
+    use crate::raft::test_peer::{self, Appends};
 
     /// The group whose appends the test peer never answers.
     const STUCK: u64 = 99;
@@ -437,73 +431,31 @@ mod tests {
         }
     }
 
-    #[tonic::async_trait]
-    impl Raft for EchoPeer {
-        async fn append_entries(
-            &self,
-            request: Request<RaftRequest>,
-        ) -> Result<Response<RaftReply>, Status> {
+    impl Appends for EchoPeer {
+        async fn append(&self, request: RaftRequest) -> Result<Vec<u8>, Status> {
             self.calls.lock().unwrap().push(1);
-            let payload = self.answer(request.into_inner()).await;
-            Ok(Response::new(RaftReply { payload }))
+            Ok(self.answer(request).await)
         }
 
-        async fn append_entries_batch(
-            &self,
-            request: Request<RaftBatch>,
-        ) -> Result<Response<RaftBatchReply>, Status> {
+        async fn append_batch(&self, requests: Vec<RaftRequest>) -> Result<RaftBatchReply, Status> {
             if self.old {
                 return Err(Status::unimplemented("AppendEntriesBatch"));
             }
-            let requests = request.into_inner().requests;
             self.calls.lock().unwrap().push(requests.len());
             let answers = requests
                 .into_iter()
                 .map(|req| async { Ok(self.answer(req).await) });
             let outcomes = join_bounded(answers, MAX_STRAGGLER_WAIT).await;
-            Ok(Response::new(batch_reply(outcomes)))
-        }
-
-        async fn vote(&self, _: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-            Err(Status::unimplemented("vote"))
-        }
-
-        async fn install_snapshot(
-            &self,
-            _: Request<RaftRequest>,
-        ) -> Result<Response<RaftReply>, Status> {
-            Err(Status::unimplemented("install_snapshot"))
-        }
-
-        async fn forward(&self, _: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-            Err(Status::unimplemented("forward"))
-        }
-
-        async fn forward_read(
-            &self,
-            _: Request<RaftRequest>,
-        ) -> Result<Response<RaftReply>, Status> {
-            Err(Status::unimplemented("forward_read"))
-        }
-
-        async fn read_index(&self, _: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-            Err(Status::unimplemented("read_index"))
+            Ok(batch_reply(outcomes))
         }
     }
 
     async fn start_peer(old: bool) -> (EchoPeer, AppendQueue) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
         let peer = EchoPeer {
             old,
             ..EchoPeer::default()
         };
-        let service = RaftServer::new(peer.clone());
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
+        let addr = test_peer::serve(peer.clone()).await.unwrap();
         let queue = Peers::default().append_queue(&addr).unwrap();
         (peer, queue)
     }

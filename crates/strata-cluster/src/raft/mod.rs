@@ -36,6 +36,8 @@ pub mod service;
 pub mod snapshot_codec;
 pub mod state_machine;
 pub mod status;
+#[cfg(test)]
+mod test_peer;
 pub mod types;
 pub mod unsynced;
 

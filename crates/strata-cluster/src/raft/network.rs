@@ -409,12 +409,12 @@ mod tests {
     )]
 
     use openraft::{CommittedLeaderId, Vote};
-    use strata_proto::raft_v1::raft_server::{Raft, RaftServer};
-    use strata_proto::raft_v1::{RaftBatch, RaftBatchReply, RaftReply};
-    use tonic::{Request, Response, Status};
+    use strata_proto::raft_v1::RaftBatchReply;
+    use tonic::Status;
 
     use super::*;
     use crate::raft::append_batch::batch_reply;
+    use crate::raft::test_peer::{self, Appends};
 
     /// How long the follower takes to answer: longer than any answer from the leader's side.
     const FOLLOWER_DELAY: Duration = Duration::from_secs(1);
@@ -453,65 +453,25 @@ mod tests {
         }
     }
 
-    #[tonic::async_trait]
-    impl Raft for Follower {
-        async fn append_entries(
-            &self,
-            request: Request<RaftRequest>,
-        ) -> Result<Response<RaftReply>, Status> {
-            let payload = self.accept(request.get_ref()).await?;
-            Ok(Response::new(RaftReply { payload }))
+    impl Appends for Follower {
+        async fn append(&self, request: RaftRequest) -> Result<Vec<u8>, Status> {
+            self.accept(&request).await
         }
 
-        async fn append_entries_batch(
-            &self,
-            request: Request<RaftBatch>,
-        ) -> Result<Response<RaftBatchReply>, Status> {
-            let answers = request.get_ref().requests.iter().map(|r| self.accept(r));
+        async fn append_batch(&self, requests: Vec<RaftRequest>) -> Result<RaftBatchReply, Status> {
+            let answers = requests.iter().map(|r| self.accept(r));
             let outcomes = futures::future::join_all(answers)
                 .await
                 .into_iter()
                 .map(Some);
-            Ok(Response::new(batch_reply(outcomes)))
-        }
-
-        async fn vote(&self, _: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-            Err(Status::unimplemented("vote"))
-        }
-
-        async fn install_snapshot(
-            &self,
-            _: Request<RaftRequest>,
-        ) -> Result<Response<RaftReply>, Status> {
-            Err(Status::unimplemented("install_snapshot"))
-        }
-
-        async fn forward(&self, _: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-            Err(Status::unimplemented("forward"))
-        }
-
-        async fn forward_read(
-            &self,
-            _: Request<RaftRequest>,
-        ) -> Result<Response<RaftReply>, Status> {
-            Err(Status::unimplemented("forward_read"))
-        }
-
-        async fn read_index(&self, _: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-            Err(Status::unimplemented("read_index"))
+            Ok(batch_reply(outcomes))
         }
     }
 
     /// The follower, and the network of group 1 on a leader that reaches it.
     async fn start() -> (Follower, GroupNetwork, Node) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
         let follower = Follower::default();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(RaftServer::new(follower.clone()))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
+        let addr = test_peer::serve(follower.clone()).await.unwrap();
         let network = GroupNetwork::new(1, Peers::default(), UnsyncedTail::default());
         (follower, network, Node::new(addr))
     }
