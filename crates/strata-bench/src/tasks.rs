@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::ProgressBar;
+use strata_client::H2Channel;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 
 use crate::backend::conns::Conns;
 use crate::backend::etcd::{self, pb::kv_client::KvClient};
@@ -59,7 +59,7 @@ impl Plan {
 #[derive(Clone)]
 enum TaskClient {
     Grpc(Box<strata_client::Client>),
-    Etcd(KvClient<Channel>),
+    Etcd(KvClient<H2Channel>),
 }
 
 impl TaskClient {

@@ -10,16 +10,17 @@ use strata_proto::v1 as pb;
 use strata_proto::v1::admin_client::AdminClient;
 use strata_proto::v1::kv_client::KvClient;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 use crate::batch::{Batch, BatchOutcome};
 use crate::options::ClientOptions;
 use crate::retry::{backoff, is_retryable};
 use crate::routing::Routes;
+use crate::transport::{H2Channel, Transport};
 use crate::{Error, Result};
 
-/// The service stack every call goes through: a channel with the token interceptor.
-pub(crate) type Svc = InterceptedService<Channel, BearerToken>;
+/// The service stack every call goes through: a connection with the token interceptor.
+pub(crate) type Svc = InterceptedService<Transport, BearerToken>;
 
 /// Largest message either way (a value may be 16 MiB, a batch several).
 const MAX_MESSAGE: usize = 64 << 20;
@@ -62,41 +63,66 @@ impl Connector {
         Ok(Connector { opts, interceptor })
     }
 
-    fn endpoint(&self, addr: &str) -> Result<Endpoint> {
+    fn invalid(addr: &str, reason: impl ToString) -> Error {
+        Error::InvalidAddress {
+            addr: addr.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The connection to `addr`, not opened yet: HTTP/2 driven directly without TLS
+    /// ([`crate::transport`]), tonic's channel with it.
+    fn transport(&self, addr: &str) -> Result<Transport> {
+        if self.opts.tls.is_some() {
+            return Ok(Transport::Tonic(self.tls_endpoint(addr)?.connect_lazy()));
+        }
+        let uri: http::Uri = uri(addr, false)
+            .parse()
+            .map_err(|e| Self::invalid(addr, e))?;
+        let channel = H2Channel::lazy(&uri, self.opts.connect_timeout)
+            .map_err(|reason| Self::invalid(addr, reason))?;
+        Ok(Transport::Direct(channel))
+    }
+
+    /// tonic's endpoint for a TLS connection to `addr`.
+    fn tls_endpoint(&self, addr: &str) -> Result<Endpoint> {
         let opts = &self.opts;
-        let uri = uri(addr, opts.tls.is_some());
-        let mut endpoint = Endpoint::from_shared(uri)
-            .map_err(|e| Error::InvalidAddress {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            })?
-            .connect_timeout(opts.connect_timeout)
-            .tcp_nodelay(true);
+        let mut cfg = ClientTlsConfig::new();
         if let Some(tls) = &opts.tls {
-            let mut cfg = ClientTlsConfig::new();
             if let Some(ca) = &tls.ca_pem {
                 cfg = cfg.ca_certificate(Certificate::from_pem(ca));
             }
             if let Some(d) = &tls.domain {
                 cfg = cfg.domain_name(d.clone());
             }
-            endpoint = endpoint.tls_config(cfg).map_err(|e| Error::Connect {
+        }
+        Endpoint::from_shared(uri(addr, true))
+            .map_err(|e| Self::invalid(addr, e))?
+            .connect_timeout(opts.connect_timeout)
+            .tcp_nodelay(true)
+            .tls_config(cfg)
+            .map_err(|e| Error::Connect {
                 addr: addr.to_string(),
                 reason: e.to_string(),
-            })?;
-        }
-        Ok(endpoint)
+            })
     }
 
     /// Connects to `addr`, waiting at most the connect timeout.
-    async fn connect(&self, addr: &str) -> Result<Channel> {
-        let endpoint = self.endpoint(addr)?;
+    async fn connect(&self, addr: &str) -> Result<Transport> {
         let connect_err = |reason: String| Error::Connect {
             addr: addr.to_string(),
             reason,
         };
+        if self.opts.tls.is_none() {
+            let transport = self.transport(addr)?;
+            if let Transport::Direct(channel) = &transport {
+                channel.connect().await.map_err(connect_err)?;
+            }
+            return Ok(transport);
+        }
+        let endpoint = self.tls_endpoint(addr)?;
         let timeout = self.opts.connect_timeout;
-        tokio::time::timeout(timeout, endpoint.connect())
+        let channel = tokio::time::timeout(timeout, endpoint.connect())
             .await
             .map_err(|_| connect_err(format!("timed out after {timeout:?}")))?
             .map_err(|e| {
@@ -108,10 +134,11 @@ impl Connector {
                     src = s.source();
                 }
                 connect_err(reason)
-            })
+            })?;
+        Ok(Transport::Tonic(channel))
     }
 
-    fn kv(&self, channel: Channel) -> KvClient<Svc> {
+    fn kv(&self, channel: Transport) -> KvClient<Svc> {
         KvClient::with_interceptor(channel, self.interceptor.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)
@@ -119,16 +146,16 @@ impl Connector {
 
     /// A KV client of `addr` that connects on its first call.
     pub(crate) fn lazy_kv(&self, addr: &str) -> Result<KvClient<Svc>> {
-        Ok(self.kv(self.endpoint(addr)?.connect_lazy()))
+        Ok(self.kv(self.transport(addr)?))
     }
 
-    fn admin(&self, channel: Channel) -> AdminClient<Svc> {
+    fn admin(&self, channel: Transport) -> AdminClient<Svc> {
         AdminClient::with_interceptor(channel, self.interceptor.clone())
     }
 
     /// An Admin client of `addr` that connects on its first call.
     pub(crate) fn lazy_admin(&self, addr: &str) -> Result<AdminClient<Svc>> {
-        Ok(self.admin(self.endpoint(addr)?.connect_lazy()))
+        Ok(self.admin(self.transport(addr)?))
     }
 }
 

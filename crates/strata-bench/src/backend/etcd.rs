@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use tonic::transport::Channel;
+use strata_client::H2Channel;
 
 use super::conns::{Blocker, Conns, ThreadClients};
 use super::target::Endpoints;
@@ -32,8 +32,8 @@ use pb::kv_client::KvClient;
 /// One client thread's connection to an etcd member (its own, or a shared one).
 pub struct Etcd {
     blocker: Blocker,
-    client: KvClient<Channel>,
-    clients: Arc<ThreadClients<KvClient<Channel>>>,
+    client: KvClient<H2Channel>,
+    clients: Arc<ThreadClients<KvClient<H2Channel>>>,
 }
 
 impl std::fmt::Debug for Etcd {
@@ -67,7 +67,7 @@ pub fn open(addrs: &[String], conns: Conns) -> Result<Opened> {
 
 impl Etcd {
     /// The next thread's connection from `clients`.
-    fn new(clients: Arc<ThreadClients<KvClient<Channel>>>) -> Result<Etcd> {
+    fn new(clients: Arc<ThreadClients<KvClient<H2Channel>>>) -> Result<Etcd> {
         let (blocker, client) = clients.take()?;
         Ok(Etcd {
             blocker,
@@ -77,15 +77,24 @@ impl Etcd {
     }
 }
 
-/// Connects a client to the member at `addr` (`host:port`).
-pub(crate) async fn connect(addr: &str) -> Result<KvClient<Channel>> {
-    KvClient::connect(format!("http://{addr}"))
-        .await
-        .map_err(|e| Error::backend(NAME, "connect", e))
+/// How long connecting to a member may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Connects a client to the member at `addr` (`host:port`), over the same HTTP/2 transport
+/// as Strata's client ([`H2Channel`]), so that both systems' clients pay the same per call.
+pub(crate) async fn connect(addr: &str) -> Result<KvClient<H2Channel>> {
+    let connect_error =
+        |reason: String| Error::backend(NAME, "connect", std::io::Error::other(reason));
+    let uri = format!("http://{addr}")
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| connect_error(e.to_string()))?;
+    let channel = H2Channel::lazy(&uri, CONNECT_TIMEOUT).map_err(connect_error)?;
+    channel.connect().await.map_err(connect_error)?;
+    Ok(KvClient::new(channel))
 }
 
 /// Reads `key` (linearizably, etcd's default) through `client`.
-pub(crate) async fn range(client: &KvClient<Channel>, key: &[u8]) -> Result<Option<Vec<u8>>> {
+pub(crate) async fn range(client: &KvClient<H2Channel>, key: &[u8]) -> Result<Option<Vec<u8>>> {
     let request = pb::RangeRequest {
         key: key.to_vec(),
         ..Default::default()
@@ -99,7 +108,7 @@ pub(crate) async fn range(client: &KvClient<Channel>, key: &[u8]) -> Result<Opti
 }
 
 /// Writes `key` through `client`; etcd answers once its Raft entry is committed.
-pub(crate) async fn put(client: &KvClient<Channel>, key: &[u8], value: &[u8]) -> Result<()> {
+pub(crate) async fn put(client: &KvClient<H2Channel>, key: &[u8], value: &[u8]) -> Result<()> {
     let request = pb::PutRequest {
         key: key.to_vec(),
         value: value.to_vec(),
