@@ -16,8 +16,8 @@ use crate::batch::{Batch, BatchOutcome};
 use crate::options::ClientOptions;
 use crate::retry::{backoff, is_retryable};
 use crate::routing::Routes;
-use crate::transport::{H2Channel, Transport};
 use crate::{Error, Result};
+use strata_proto::transport::{ChannelError, H2Channel, Transport};
 
 /// The service stack every call goes through: a connection with the token interceptor.
 pub(crate) type Svc = InterceptedService<Transport, BearerToken>;
@@ -79,8 +79,8 @@ impl Connector {
         let uri: http::Uri = uri(addr, false)
             .parse()
             .map_err(|e| Self::invalid(addr, e))?;
-        let channel = H2Channel::lazy(&uri, self.opts.connect_timeout)
-            .map_err(|reason| Self::invalid(addr, reason))?;
+        let channel =
+            H2Channel::lazy(&uri, self.opts.connect_timeout).map_err(|e| Self::invalid(addr, e))?;
         Ok(Transport::Direct(channel))
     }
 
@@ -116,7 +116,10 @@ impl Connector {
         if self.opts.tls.is_none() {
             let transport = self.transport(addr)?;
             if let Transport::Direct(channel) = &transport {
-                channel.connect().await.map_err(connect_err)?;
+                channel.connect().await.map_err(|e| match e {
+                    ChannelError::Connect { reason, .. } => connect_err(reason),
+                    bad @ ChannelError::BadAddress { .. } => Self::invalid(addr, bad),
+                })?;
             }
             return Ok(transport);
         }

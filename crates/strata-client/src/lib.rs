@@ -26,7 +26,7 @@
 //! - [`batch`]: [`Batch`], a builder of conditional atomic batches, and [`BatchOutcome`].
 //! - [`retry`]: which failures are retried and the backoff schedule.
 //! - [`routing`]: the table of partition leaders keyed calls are sent to.
-//! - [`transport`]: the HTTP/2 connections calls travel on ([`H2Channel`]).
+//! - [`H2Channel`] (from [`strata_proto::transport`]): the HTTP/2 connection calls travel on.
 //! - [`error`]: the [`Error`] enum and [`Result`].
 
 pub mod batch;
@@ -35,11 +35,10 @@ pub mod error;
 pub mod options;
 pub mod retry;
 pub mod routing;
-pub mod transport;
 
 pub use batch::{Batch, BatchOutcome};
 pub use client::Client;
 pub use error::{Error, Result};
 pub use options::{ClientOptions, MEMBERSHIP_TIMEOUT, TlsOptions};
+pub use strata_proto::transport::H2Channel;
 pub use strata_proto::v1::Consistency;
-pub use transport::H2Channel;

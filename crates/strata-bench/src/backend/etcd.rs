@@ -83,13 +83,15 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Connects a client to the member at `addr` (`host:port`), over the same HTTP/2 transport
 /// as Strata's client ([`H2Channel`]), so that both systems' clients pay the same per call.
 pub(crate) async fn connect(addr: &str) -> Result<KvClient<H2Channel>> {
-    let connect_error =
-        |reason: String| Error::backend(NAME, "connect", std::io::Error::other(reason));
     let uri = format!("http://{addr}")
         .parse()
-        .map_err(|e: http::uri::InvalidUri| connect_error(e.to_string()))?;
-    let channel = H2Channel::lazy(&uri, CONNECT_TIMEOUT).map_err(connect_error)?;
-    channel.connect().await.map_err(connect_error)?;
+        .map_err(|e| Error::backend(NAME, "connect", e))?;
+    let channel =
+        H2Channel::lazy(&uri, CONNECT_TIMEOUT).map_err(|e| Error::backend(NAME, "connect", e))?;
+    channel
+        .connect()
+        .await
+        .map_err(|e| Error::backend(NAME, "connect", e))?;
     Ok(KvClient::new(channel))
 }
 

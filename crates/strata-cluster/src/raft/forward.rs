@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use strata_engine::Db;
 use strata_proto::raft_v1::RaftRequest;
+use strata_proto::transport::NotSent;
 
 use crate::partition::Keyspace;
 use crate::raft::group::Group;
@@ -183,6 +184,9 @@ fn never_sent(status: &tonic::Status) -> bool {
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(e) = source {
+        if e.is::<NotSent>() {
+            return true;
+        }
         if let Some(io) = e.downcast_ref::<std::io::Error>()
             && matches!(
                 io.kind(),

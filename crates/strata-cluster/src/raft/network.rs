@@ -1,5 +1,6 @@
-//! The client side of the Raft transport: [`Peers`], one lazily connected tonic channel per
-//! peer shared by every group on the node, and [`GroupNetwork`], the openraft
+//! The client side of the Raft transport: [`Peers`], one lazily connected HTTP/2 connection per
+//! peer shared by every group on the node ([`Transport`]: h2 driven directly in plaintext, so
+//! a call is one socket write; tonic's channel with TLS), and [`GroupNetwork`], the openraft
 //! `RaftNetworkFactory` of one group, whose RPCs carry the group id. Every RPC carries the
 //! cluster's access token when one is configured ([`BearerToken`]), and travels over TLS when
 //! the nodes' gRPC listeners use it ([`PeerTls`]: the peers' certificates are checked against
@@ -20,7 +21,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use openraft::LogId;
@@ -37,8 +37,9 @@ use serde::de::DeserializeOwned;
 use strata_proto::auth::BearerToken;
 use strata_proto::raft_v1::RaftRequest;
 use strata_proto::raft_v1::raft_client::RaftClient;
+use strata_proto::transport::{Connector, H2Channel, Io, KeepAlive, Transport};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 use crate::partition::GroupId;
 use crate::raft::append_batch::AppendQueue;
@@ -97,29 +98,29 @@ pub struct PeerTls {
     pub ca_pem: Vec<u8>,
 }
 
-/// A Raft client to one peer over its shared channel, sending the access token.
-pub type RaftPeer = RaftClient<InterceptedService<Channel, BearerToken>>;
+/// A Raft client to one peer over its shared connection, sending the access token.
+pub type RaftPeer = RaftClient<InterceptedService<Transport, BearerToken>>;
 
-/// One tonic channel per peer address, shared by all groups (HTTP/2 multiplexes their RPCs on
-/// one connection), and by the requests this node forwards to leaders; and one
+/// One connection per peer address, shared by all groups (HTTP/2 multiplexes their RPCs on
+/// it), and by the requests this node forwards to leaders; and one
 /// [`AppendQueue`] per peer, through which every group sends its AppendEntries. Cheap to
 /// clone.
 #[derive(Debug, Clone, Default)]
 pub struct Peers {
-    channels: Arc<RwLock<HashMap<String, Channel>>>,
+    channels: Arc<RwLock<HashMap<String, Transport>>>,
     appends: Arc<Mutex<HashMap<String, AppendQueue>>>,
     connector: Option<PeerConnector>,
     auth: BearerToken,
     tls: Option<PeerTls>,
 }
 
-/// Why a channel to a peer could not be made.
+/// Why a connection to a peer could not be made.
 #[derive(Debug, thiserror::Error)]
 #[error("bad peer address {addr}: {source}")]
 pub struct BadPeerAddress {
     addr: String,
     #[source]
-    source: tonic::transport::Error,
+    source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 impl Peers {
@@ -158,44 +159,68 @@ impl Peers {
         Ok(queue)
     }
 
-    /// The channel to `addr` (`host:port`), created on first use; it connects lazily and
-    /// reconnects after failures.
-    pub fn channel(&self, addr: &str) -> Result<Channel, BadPeerAddress> {
+    /// The connection to `addr` (`host:port`), created on first use; it connects lazily and
+    /// reconnects after failures, and a PING checks it every [`KEEP_ALIVE_INTERVAL`].
+    pub fn channel(&self, addr: &str) -> Result<Transport, BadPeerAddress> {
         if let Ok(map) = self.channels.read()
             && let Some(ch) = map.get(addr)
         {
             return Ok(ch.clone());
         }
-        let bad = |source| BadPeerAddress {
+        let bad = |source: Box<dyn std::error::Error + Send + Sync>| BadPeerAddress {
             addr: addr.to_string(),
             source,
         };
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(bad)?;
-        if let Some(tls) = &self.tls {
-            endpoint = endpoint
-                .tls_config(
-                    ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.ca_pem)),
-                )
-                .map_err(bad)?;
-        }
-        let endpoint = endpoint
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
-            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
-            .keep_alive_while_idle(true);
-        let channel = match &self.connector {
-            None => endpoint.connect_lazy(),
-            Some(PeerConnector(connect)) => {
-                let connect = Arc::clone(connect);
-                let target = addr.to_string();
-                endpoint.connect_with_connector_lazy(tower::service_fn(
-                    move |_: tonic::transport::Uri| {
+        let channel = match &self.tls {
+            None => {
+                let uri = format!("http://{addr}")
+                    .parse()
+                    .map_err(|e| bad(Box::new(e)))?;
+                let keep_alive = KeepAlive {
+                    interval: KEEP_ALIVE_INTERVAL,
+                    timeout: KEEP_ALIVE_TIMEOUT,
+                };
+                let connector = self.connector.as_ref().map(|PeerConnector(connect)| {
+                    let connect = Arc::clone(connect);
+                    let target = addr.to_string();
+                    let connector: Connector = Arc::new(move || {
                         let stream = connect(target.clone());
-                        async move { stream.await.map(TokioIo::new) }
-                    },
-                ))
+                        Box::pin(async move { stream.await.map(|s| Box::new(s) as Box<dyn Io>) })
+                    });
+                    connector
+                });
+                let channel = H2Channel::build(&uri, CONNECT_TIMEOUT, connector, Some(keep_alive))
+                    .map_err(|e| bad(Box::new(e)))?;
+                Transport::Direct(channel)
+            }
+            Some(tls) => {
+                let endpoint = Endpoint::from_shared(format!("https://{addr}"))
+                    .and_then(|e| {
+                        e.tls_config(
+                            ClientTlsConfig::new()
+                                .ca_certificate(Certificate::from_pem(&tls.ca_pem)),
+                        )
+                    })
+                    .map_err(|e| bad(Box::new(e)))?
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+                    .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+                    .keep_alive_while_idle(true);
+                let channel = match &self.connector {
+                    None => endpoint.connect_lazy(),
+                    Some(PeerConnector(connect)) => {
+                        let connect = Arc::clone(connect);
+                        let target = addr.to_string();
+                        endpoint.connect_with_connector_lazy(tower::service_fn(
+                            move |_: tonic::transport::Uri| {
+                                let stream = connect(target.clone());
+                                async move { stream.await.map(hyper_util::rt::TokioIo::new) }
+                            },
+                        ))
+                    }
+                };
+                Transport::Tonic(channel)
             }
         };
         if let Ok(mut map) = self.channels.write() {

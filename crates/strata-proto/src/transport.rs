@@ -1,8 +1,8 @@
-//! [`Transport`]: how the client's calls reach a server. Plaintext connections are HTTP/2
-//! connections of the `h2` crate driven directly ([`H2Channel`]); TLS connections are tonic's
-//! [`Channel`].
+//! [`Transport`]: how gRPC calls reach a server, for the client library and for the nodes'
+//! Raft transport. Plaintext connections are HTTP/2 connections of the `h2` crate driven
+//! directly ([`H2Channel`]); TLS connections are tonic's [`Channel`].
 //!
-//! Why not tonic's `Channel` for everything: a unary call through it costs the client a hop
+//! Why not tonic's `Channel` for everything: a unary call through it costs the caller a hop
 //! through the channel's buffer task, two tasks spawned by hyper for the call, and two socket
 //! writes, because hyper sends a request body only once the stream has flow-control capacity,
 //! which h2 grants only after the connection task has sent the headers. So every request went
@@ -12,11 +12,12 @@
 //! body at once; h2 then writes them in one go, and the call runs on the caller's task.
 //!
 //! The generated tonic clients run unchanged on top: they still encode and decode the
-//! messages, set `grpc-timeout`, and read `grpc-status` from the trailers. [`H2Channel`] is
-//! public so that other gRPC clients can use it too (the benchmark's etcd client does, so that
-//! both systems' clients pay the same per call).
+//! messages, set `grpc-timeout`, and read `grpc-status` from the trailers. Any generated
+//! client can use [`H2Channel`] (the benchmark's etcd client does, so that both systems'
+//! clients pay the same per call).
 
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -24,14 +25,15 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use http::uri::{Authority, Scheme, Uri};
 use http_body::Frame;
 use http_body_util::BodyExt;
-use tonic::Status;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::body::Body;
 use tonic::transport::Channel;
 
-/// The error a call fails with (tonic maps it to a [`Status`]).
+/// The error a call fails with (tonic maps it to a `Status`).
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Stream-level flow-control window the client offers servers (hyper's default for clients).
@@ -39,9 +41,48 @@ const STREAM_WINDOW: u32 = 2 << 20;
 /// Connection-level flow-control window (hyper's default for clients).
 const CONNECTION_WINDOW: u32 = 5 << 20;
 
+/// Why an [`H2Channel`] could not be made or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// The address is not one a plaintext channel can reach.
+    #[error("{uri}: {reason}")]
+    BadAddress {
+        /// The URI given.
+        uri: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The connection could not be opened.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// The address connected to.
+        addr: String,
+        /// What went wrong (refused, timed out, the HTTP/2 handshake failed).
+        reason: String,
+    },
+}
+
+/// A byte stream to a server made by a [`Connector`].
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// Opens the byte streams of an [`H2Channel`] instead of TCP (a simulated network in tests).
+pub type Connector = Arc<dyn Fn() -> BoxFuture<'static, io::Result<Box<dyn Io>>> + Send + Sync>;
+
+/// How often an idle or busy connection is checked with an HTTP/2 PING, and how long its
+/// answer may take before the connection is dropped (the next call opens a new one).
+#[derive(Debug, Clone, Copy)]
+pub struct KeepAlive {
+    /// Time between PINGs.
+    pub interval: Duration,
+    /// How long a PING may go unanswered.
+    pub timeout: Duration,
+}
+
 /// A connection to one server: [`H2Channel`] for plaintext, tonic's [`Channel`] for TLS.
 #[derive(Debug, Clone)]
-pub(crate) enum Transport {
+pub enum Transport {
     /// Plaintext HTTP/2 over TCP, driven directly.
     Direct(H2Channel),
     /// tonic's channel (TLS).
@@ -84,13 +125,15 @@ pub struct H2Channel {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug)]
 struct Shared {
     /// `host:port` to connect to.
     addr: String,
     /// The `:authority` of every request.
     authority: Authority,
     connect_timeout: Duration,
+    /// Opens the byte stream; `None`: TCP to `addr`.
+    connector: Option<Connector>,
+    keep_alive: Option<KeepAlive>,
     /// The open connection's request handle and its number; `None` before the first call and
     /// after the connection ended.
     current: Mutex<Option<(u64, h2::client::SendRequest<Bytes>)>>,
@@ -100,9 +143,25 @@ struct Shared {
     opened: AtomicU64,
 }
 
-/// Why a connection could not be used: the request was not sent, so the server did nothing.
-fn unavailable(addr: &str, what: &str, e: impl std::fmt::Display) -> BoxError {
-    Box::new(Status::unavailable(format!("{addr}: {what}: {e}")))
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2Channel")
+            .field("addr", &self.addr)
+            .field("keep_alive", &self.keep_alive)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A call that failed before its request left this node, so the server did nothing and the
+/// call may be tried again anywhere. tonic reports it as `UNAVAILABLE`, with this error in the
+/// status's source chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotSent(String);
+
+/// The error of a call whose request was not sent (see [`NotSent`]).
+fn not_sent(reason: String) -> BoxError {
+    Box::new(tonic::ConnectError(Box::new(NotSent(reason))))
 }
 
 impl H2Channel {
@@ -111,20 +170,37 @@ impl H2Channel {
     ///
     /// # Errors
     /// When `uri` is not an `http://` URI with a host.
-    pub fn lazy(uri: &Uri, connect_timeout: Duration) -> Result<H2Channel, String> {
+    pub fn lazy(uri: &Uri, connect_timeout: Duration) -> Result<H2Channel, ChannelError> {
+        Self::build(uri, connect_timeout, None, None)
+    }
+
+    /// Like [`lazy`](Self::lazy), with the byte streams opened by `connector` (`None`: TCP)
+    /// and the connection checked as `keep_alive` says (`None`: never).
+    ///
+    /// # Errors
+    /// When `uri` is not an `http://` URI with a host.
+    pub fn build(
+        uri: &Uri,
+        connect_timeout: Duration,
+        connector: Option<Connector>,
+        keep_alive: Option<KeepAlive>,
+    ) -> Result<H2Channel, ChannelError> {
+        let bad = |reason| ChannelError::BadAddress {
+            uri: uri.to_string(),
+            reason,
+        };
         if uri.scheme() != Some(&Scheme::HTTP) {
-            return Err(format!("{uri}: only http:// is served without TLS"));
+            return Err(bad("only http:// is served without TLS"));
         }
-        let authority = uri
-            .authority()
-            .cloned()
-            .ok_or_else(|| format!("{uri}: no host and port"))?;
+        let authority = uri.authority().cloned().ok_or(bad("no host and port"))?;
         let port = authority.port_u16().unwrap_or(80);
         Ok(H2Channel {
             shared: Arc::new(Shared {
                 addr: format!("{}:{port}", authority.host()),
                 authority,
                 connect_timeout,
+                connector,
+                keep_alive,
                 current: Mutex::new(None),
                 connecting: tokio::sync::Mutex::new(()),
                 opened: AtomicU64::new(0),
@@ -132,17 +208,16 @@ impl H2Channel {
         })
     }
 
-    /// Opens the connection now, so that an unreachable server is reported at once; the error
-    /// says why it could not be opened.
+    /// Opens the connection now, so that an unreachable server is reported at once.
     ///
     /// # Errors
     /// Why the connection could not be opened (refused, timed out, handshake failed).
-    pub async fn connect(&self) -> Result<(), String> {
+    pub async fn connect(&self) -> Result<(), ChannelError> {
         self.sender().await.map(|_| ())
     }
 
     /// The open connection's request handle, opening one when there is none.
-    async fn sender(&self) -> Result<(u64, h2::client::SendRequest<Bytes>), String> {
+    async fn sender(&self) -> Result<(u64, h2::client::SendRequest<Bytes>), ChannelError> {
         if let Some(current) = self.shared.current() {
             return Ok(current);
         }
@@ -181,16 +256,16 @@ impl H2Channel {
     async fn ready_sender(&self) -> Result<h2::client::SendRequest<Bytes>, BoxError> {
         let mut retried = false;
         loop {
-            let (number, sender) = self
-                .sender()
-                .await
-                .map_err(|reason| unavailable(&self.shared.addr, "cannot connect", reason))?;
+            let (number, sender) = self.sender().await.map_err(|e| not_sent(e.to_string()))?;
             match sender.ready().await {
                 Ok(sender) => return Ok(sender),
                 Err(e) => {
                     self.shared.forget(number);
                     if retried {
-                        return Err(unavailable(&self.shared.addr, "connection lost", e));
+                        return Err(not_sent(format!(
+                            "{}: connection lost: {e}",
+                            self.shared.addr
+                        )));
                     }
                     retried = true;
                 }
@@ -235,32 +310,54 @@ impl Shared {
 
     /// A stream could not be opened: nothing reached the server.
     fn failed_before_sending(&self, e: h2::Error) -> BoxError {
-        unavailable(&self.addr, "cannot open a stream", e)
+        not_sent(format!("{}: cannot open a stream: {e}", self.addr))
     }
 
-    /// Opens a connection (TCP with `TCP_NODELAY`, then the HTTP/2 handshake) within the
-    /// connect timeout, runs it on a task of its own, and makes it the current one.
-    async fn open(this: &Arc<Shared>) -> Result<(u64, h2::client::SendRequest<Bytes>), String> {
+    /// Opens a connection (TCP with `TCP_NODELAY`, or the connector's stream, then the HTTP/2
+    /// handshake) within the connect timeout, runs it on a task of its own (with its
+    /// keep-alive), and makes it the current one.
+    async fn open(
+        this: &Arc<Shared>,
+    ) -> Result<(u64, h2::client::SendRequest<Bytes>), ChannelError> {
         let handshake = async {
-            let tcp = tokio::net::TcpStream::connect(&this.addr).await?;
-            tcp.set_nodelay(true)?;
-            let (sender, connection) = h2::client::Builder::new()
+            let stream: Box<dyn Io> = match &this.connector {
+                Some(connect) => connect().await?,
+                None => {
+                    let tcp = tokio::net::TcpStream::connect(&this.addr).await?;
+                    tcp.set_nodelay(true)?;
+                    Box::new(tcp)
+                }
+            };
+            h2::client::Builder::new()
                 .initial_window_size(STREAM_WINDOW)
                 .initial_connection_window_size(CONNECTION_WINDOW)
-                .handshake::<_, Bytes>(tcp)
+                .handshake::<_, Bytes>(stream)
                 .await
-                .map_err(std::io::Error::other)?;
-            Ok::<_, std::io::Error>((sender, connection))
+                .map_err(io::Error::other)
         };
-        let (sender, connection) = tokio::time::timeout(this.connect_timeout, handshake)
+        let failed = |reason: String| ChannelError::Connect {
+            addr: this.addr.clone(),
+            reason,
+        };
+        let (sender, mut connection) = tokio::time::timeout(this.connect_timeout, handshake)
             .await
-            .map_err(|_| format!("timed out after {:?}", this.connect_timeout))?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| failed(format!("timed out after {:?}", this.connect_timeout)))?
+            .map_err(|e| failed(e.to_string()))?;
         let number = this.opened.fetch_add(1, Ordering::Relaxed) + 1;
         let shared: Weak<Shared> = Arc::downgrade(this);
+        let pings = this.keep_alive.zip(connection.ping_pong());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection to the server ended");
+            let checked = async {
+                match pings {
+                    Some((every, pings)) => keep_alive(every, pings).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ended = &mut connection => if let Err(e) = ended {
+                    tracing::debug!(error = %e, "connection ended");
+                },
+                e = checked => tracing::debug!(error = %e, "connection dropped"),
             }
             if let Some(shared) = shared.upgrade() {
                 shared.forget(number);
@@ -271,6 +368,21 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((number, sender.clone()));
         Ok((number, sender))
+    }
+}
+
+/// PINGs the connection every `every.interval` until one goes unanswered for `every.timeout`
+/// (or fails): returns why, and the caller drops the connection. A connection whose packets
+/// are black-holed (a peer that vanished without a reset) would otherwise hold every call on it
+/// until each timed out, long after the network healed.
+async fn keep_alive(every: KeepAlive, mut pings: h2::PingPong) -> String {
+    loop {
+        tokio::time::sleep(every.interval).await;
+        match tokio::time::timeout(every.timeout, pings.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_pong)) => {}
+            Ok(Err(e)) => return format!("ping failed: {e}"),
+            Err(_) => return format!("ping unanswered for {:?}", every.timeout),
+        }
     }
 }
 
@@ -328,5 +440,77 @@ impl http_body::Body for ResponseBody {
 
     fn is_end_stream(&self) -> bool {
         self.done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test fails loudly on the first broken assumption"
+    )]
+
+    use super::*;
+    use crate::v1::GetRequest;
+    use crate::v1::kv_client::KvClient;
+
+    fn channel(addr: std::net::SocketAddr, keep_alive: Option<KeepAlive>) -> H2Channel {
+        let uri = format!("http://{addr}").parse().unwrap();
+        H2Channel::build(&uri, Duration::from_millis(500), None, keep_alive).unwrap()
+    }
+
+    /// A call to a closed port fails as `UNAVAILABLE`, marked as never sent, so that callers
+    /// may retry it anywhere.
+    #[tokio::test]
+    async fn a_call_that_cannot_connect_is_unavailable_and_not_sent() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let mut kv = KvClient::new(channel(addr, None));
+        let status = kv
+            .get(GetRequest {
+                key: b"k".to_vec(),
+                consistency: 0,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+        let mut source = std::error::Error::source(&status);
+        let mut found = false;
+        while let Some(e) = source {
+            found |= e.is::<NotSent>();
+            source = e.source();
+        }
+        assert!(found, "no NotSent in the source chain of {status:?}");
+    }
+
+    /// A connection to a server that accepts and then never answers (its packets black-holed)
+    /// is dropped once a PING goes unanswered, and the next call opens a new one.
+    #[tokio::test]
+    async fn an_unanswered_ping_drops_the_connection() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let accepted = tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let (stream, _) = silent.accept().await.unwrap();
+                held.push(stream);
+            }
+        });
+        let keep_alive = KeepAlive {
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_millis(50),
+        };
+        let ch = channel(addr, Some(keep_alive));
+        ch.connect().await.unwrap();
+        assert!(ch.shared.current().is_some());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(
+            ch.shared.current().is_none(),
+            "the silent connection was kept"
+        );
+        ch.connect().await.unwrap();
+        assert_eq!(ch.shared.opened.load(Ordering::Relaxed), 2);
+        accepted.abort();
     }
 }
