@@ -513,7 +513,18 @@ fn three_processes_survive_sigkill_and_sigstop_and_converge() {
             .is_some_and(|t| t >= 1.0)
         );
     }
-    // The meta group's record, as every node has applied it: created once, three members.
+    // The meta group's record, as every node has applied it: created once, three members. The
+    // meta group elects its leader beside the partitions' groups, so its record may land a
+    // moment after their leaders are known.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (0..3).any(|i| metric(cluster.node(i).http, "strata_meta_version") != Some(1.0)) {
+        assert!(
+            Instant::now() < deadline,
+            "the meta record did not reach every node within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = admin_status(cluster.node(0).http, cluster.dirs[0].path());
     assert!(text.contains("meta group: record version 1"), "{text}");
     for i in 0..3 {
         let http = cluster.node(i).http;
