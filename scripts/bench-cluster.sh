@@ -9,9 +9,10 @@
 #   scripts/bench-cluster.sh --duration 3        # a quick smoke run
 #
 # Beside each figure: the three servers' CPU time (user + system, from /proc) per operation,
-# which shows how much of the machine each system spends on a write or a read, and the share of
-# the machine's cores left idle during the phase (from /proc/stat): a run with cores idle is
-# bound by its latency, not by the CPU.
+# which shows how much of the machine each system spends on a write or a read, the benchmark
+# client's own CPU time per operation (both systems' clients share one gRPC transport), and the
+# share of the machine's cores left idle during the phase (from /proc/stat): a run with cores
+# idle is bound by its latency, not by the CPU.
 #
 # Options: --duration SECS per phase (default 15), --partitions P (Strata, default 8),
 # --clients N (default 64), --conns N (the clients of both systems share N connections, as
@@ -134,8 +135,15 @@ run() {
   echo "== $system: $workload, $threads clients" >&2
   before=$(cpu_seconds "${pids[@]}")
   read -r idle_before total_before < <(machine_ticks)
-  "$STRATA" bench --target "$target" --benchmarks "$workload" --threads "$threads" "${COMMON[@]}" \
-    2>>"$OUT/bench.err" >"$OUT/phase.jsonl"
+  # The client's CPU time is read from its rusage once it has exited.
+  python3 -c '
+import resource, subprocess, sys
+with open(sys.argv[1], "w") as out, open(sys.argv[2], "a") as err:
+    subprocess.run(sys.argv[3:], stdout=out, stderr=err, check=True)
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(u.ru_utime + u.ru_stime)
+' "$OUT/phase.jsonl" "$OUT/bench.err" "$STRATA" bench --target "$target" --benchmarks "$workload" \
+    --threads "$threads" "${COMMON[@]}" >"$OUT/client_cpu"
   after=$(cpu_seconds "${pids[@]}")
   read -r idle_after total_after < <(machine_ticks)
   # The servers' CPU time per operation, all three members together, and the idle share.
@@ -146,9 +154,10 @@ for line in open(sys.argv[2]):
     r["system"] = sys.argv[1]
     r["server_cpu_us_per_op"] = (float(sys.argv[4]) - float(sys.argv[3])) * 1e6 / max(r["ops"], 1)
     r["machine_idle_pct"] = 100 * float(sys.argv[5]) / max(float(sys.argv[6]), 1)
+    r["client_cpu_us_per_op"] = float(sys.argv[7]) * 1e6 / max(r["ops"], 1)
     print(json.dumps(r))
 ' "$system" "$OUT/phase.jsonl" "$before" "$after" "$((idle_after - idle_before))" \
-    "$((total_after - total_before))" >>"$RESULTS"
+    "$((total_after - total_before))" "$(cat "$OUT/client_cpu")" >>"$RESULTS"
 }
 
 # Alternate the systems phase by phase so that a slow spell of the disk hits both.
@@ -165,10 +174,10 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print(f"3 nodes each, loopback; Strata {sys.argv[2]} partitions; {sys.argv[3]} s per phase; "
       f"clients as {sys.argv[4]}, connections: {sys.argv[5]}; "
       "16-byte keys, 100-byte values; cpu us: the three servers' CPU time per operation; "
-      "idle: the machine's cores left idle")
+      "client us: the benchmark client's; idle: the machine's cores left idle")
 head = (f"{'workload':<12}{'clients':>8}{'strata ops/s':>14}{'p50 ms':>8}{'p99 ms':>8}{'cpu us':>8}"
-        f"{'idle':>6}{'etcd ops/s':>12}{'p50 ms':>8}{'p99 ms':>8}{'cpu us':>8}{'idle':>6}"
-        f"{'ratio':>8}")
+        f"{'client us':>10}{'idle':>6}{'etcd ops/s':>12}{'p50 ms':>8}{'p99 ms':>8}{'cpu us':>8}"
+        f"{'client us':>10}{'idle':>6}{'ratio':>8}")
 print(head)
 print("-" * len(head))
 def fig(system, workload, threads):
@@ -189,9 +198,10 @@ for r in rows:
             cells.append(f"{x['ops_per_sec']:>{width}.0f}"
                          f"{x['p50_us'] / 1000:>8.1f}{x['p99_us'] / 1000:>8.1f}"
                          f"{x['server_cpu_us_per_op']:>8.0f}"
+                         f"{x['client_cpu_us_per_op']:>10.0f}"
                          f"{x['machine_idle_pct']:>5.0f}%")
         else:
-            cells.append(f"{'-':>{width}}{'-':>8}{'-':>8}{'-':>8}{'-':>6}")
+            cells.append(f"{'-':>{width}}{'-':>8}{'-':>8}{'-':>8}{'-':>10}{'-':>6}")
     ratio = f"{s['ops_per_sec'] / e['ops_per_sec']:.2f}x" if s and e else "-"
     print(f"{key[0]:<12}{key[1]:>8}{cells[0]}{cells[1]}{ratio:>8}")
 PY

@@ -104,7 +104,7 @@ impl tower_service::Service<http::Request<Body>> for Transport {
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         match self {
-            Transport::Direct(channel) => Box::pin(channel.clone().send(request)),
+            Transport::Direct(channel) => channel.call(request),
             Transport::Tonic(channel) => {
                 let call = channel.call(request);
                 Box::pin(async move {
