@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use strata_proto::auth::BearerToken;
+use strata_proto::transport::{ChannelError, H2Channel, Transport};
 use strata_proto::v1 as pb;
 use strata_proto::v1::admin_client::AdminClient;
 use strata_proto::v1::kv_client::KvClient;
@@ -17,7 +18,6 @@ use crate::options::ClientOptions;
 use crate::retry::{backoff, is_retryable};
 use crate::routing::Routes;
 use crate::{Error, Result};
-use strata_proto::transport::{ChannelError, H2Channel, Transport};
 
 /// The service stack every call goes through: a connection with the token interceptor.
 pub(crate) type Svc = InterceptedService<Transport, BearerToken>;
@@ -71,17 +71,20 @@ impl Connector {
     }
 
     /// The connection to `addr`, not opened yet: HTTP/2 driven directly without TLS
-    /// ([`crate::transport`]), tonic's channel with it.
+    /// ([`strata_proto::transport`]), tonic's channel with it.
     fn transport(&self, addr: &str) -> Result<Transport> {
         if self.opts.tls.is_some() {
             return Ok(Transport::Tonic(self.tls_endpoint(addr)?.connect_lazy()));
         }
+        Ok(Transport::Direct(self.plaintext(addr)?))
+    }
+
+    /// The plaintext channel to `addr`, not opened yet.
+    fn plaintext(&self, addr: &str) -> Result<H2Channel> {
         let uri: http::Uri = uri(addr, false)
             .parse()
             .map_err(|e| Self::invalid(addr, e))?;
-        let channel =
-            H2Channel::lazy(&uri, self.opts.connect_timeout).map_err(|e| Self::invalid(addr, e))?;
-        Ok(Transport::Direct(channel))
+        H2Channel::lazy(&uri, self.opts.connect_timeout).map_err(|e| Self::invalid(addr, e))
     }
 
     /// tonic's endpoint for a TLS connection to `addr`.
@@ -114,14 +117,12 @@ impl Connector {
             reason,
         };
         if self.opts.tls.is_none() {
-            let transport = self.transport(addr)?;
-            if let Transport::Direct(channel) = &transport {
-                channel.connect().await.map_err(|e| match e {
-                    ChannelError::Connect { reason, .. } => connect_err(reason),
-                    bad @ ChannelError::BadAddress { .. } => Self::invalid(addr, bad),
-                })?;
-            }
-            return Ok(transport);
+            let channel = self.plaintext(addr)?;
+            channel.connect().await.map_err(|e| match e {
+                ChannelError::Connect { reason, .. } => connect_err(reason),
+                bad @ ChannelError::BadAddress { .. } => Self::invalid(addr, bad),
+            })?;
+            return Ok(Transport::Direct(channel));
         }
         let endpoint = self.tls_endpoint(addr)?;
         let timeout = self.opts.connect_timeout;

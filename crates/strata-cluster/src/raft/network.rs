@@ -120,8 +120,11 @@ pub struct Peers {
 pub struct BadPeerAddress {
     addr: String,
     #[source]
-    source: Box<dyn std::error::Error + Send + Sync>,
+    source: BoxError,
 }
+
+/// Any error, boxed.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Peers {
     /// Peers reached through `connector` (`None`: TCP), over TLS checked with `tls` when
@@ -160,73 +163,70 @@ impl Peers {
     }
 
     /// The connection to `addr` (`host:port`), created on first use; it connects lazily and
-    /// reconnects after failures, and a PING checks it every [`KEEP_ALIVE_INTERVAL`].
+    /// reconnects after failures, and a PING checks it every `KEEP_ALIVE_INTERVAL`.
     pub fn channel(&self, addr: &str) -> Result<Transport, BadPeerAddress> {
         if let Ok(map) = self.channels.read()
             && let Some(ch) = map.get(addr)
         {
             return Ok(ch.clone());
         }
-        let bad = |source: Box<dyn std::error::Error + Send + Sync>| BadPeerAddress {
+        let channel = match &self.tls {
+            None => self.plaintext_channel(addr),
+            Some(tls) => self.tls_channel(addr, tls),
+        }
+        .map_err(|source| BadPeerAddress {
             addr: addr.to_string(),
             source,
-        };
-        let channel = match &self.tls {
-            None => {
-                let uri = format!("http://{addr}")
-                    .parse()
-                    .map_err(|e| bad(Box::new(e)))?;
-                let keep_alive = KeepAlive {
-                    interval: KEEP_ALIVE_INTERVAL,
-                    timeout: KEEP_ALIVE_TIMEOUT,
-                };
-                let connector = self.connector.as_ref().map(|PeerConnector(connect)| {
-                    let connect = Arc::clone(connect);
-                    let target = addr.to_string();
-                    let connector: Connector = Arc::new(move || {
-                        let stream = connect(target.clone());
-                        Box::pin(async move { stream.await.map(|s| Box::new(s) as Box<dyn Io>) })
-                    });
-                    connector
-                });
-                let channel = H2Channel::build(&uri, CONNECT_TIMEOUT, connector, Some(keep_alive))
-                    .map_err(|e| bad(Box::new(e)))?;
-                Transport::Direct(channel)
-            }
-            Some(tls) => {
-                let endpoint = Endpoint::from_shared(format!("https://{addr}"))
-                    .and_then(|e| {
-                        e.tls_config(
-                            ClientTlsConfig::new()
-                                .ca_certificate(Certificate::from_pem(&tls.ca_pem)),
-                        )
-                    })
-                    .map_err(|e| bad(Box::new(e)))?
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .tcp_nodelay(true)
-                    .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
-                    .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
-                    .keep_alive_while_idle(true);
-                let channel = match &self.connector {
-                    None => endpoint.connect_lazy(),
-                    Some(PeerConnector(connect)) => {
-                        let connect = Arc::clone(connect);
-                        let target = addr.to_string();
-                        endpoint.connect_with_connector_lazy(tower::service_fn(
-                            move |_: tonic::transport::Uri| {
-                                let stream = connect(target.clone());
-                                async move { stream.await.map(hyper_util::rt::TokioIo::new) }
-                            },
-                        ))
-                    }
-                };
-                Transport::Tonic(channel)
-            }
-        };
+        })?;
         if let Ok(mut map) = self.channels.write() {
             return Ok(map.entry(addr.to_string()).or_insert(channel).clone());
         }
         Ok(channel)
+    }
+
+    /// A plaintext connection to `addr`: h2 driven directly, through the connector if any.
+    fn plaintext_channel(&self, addr: &str) -> Result<Transport, BoxError> {
+        let uri = format!("http://{addr}").parse()?;
+        let keep_alive = KeepAlive {
+            interval: KEEP_ALIVE_INTERVAL,
+            timeout: KEEP_ALIVE_TIMEOUT,
+        };
+        let connector = self.connector.as_ref().map(|PeerConnector(connect)| {
+            let connect = Arc::clone(connect);
+            let target = addr.to_string();
+            let connector: Connector = Arc::new(move || {
+                let stream = connect(target.clone());
+                Box::pin(async move { stream.await.map(|s| Box::new(s) as Box<dyn Io>) })
+            });
+            connector
+        });
+        let channel = H2Channel::build(&uri, CONNECT_TIMEOUT, connector, Some(keep_alive))?;
+        Ok(Transport::Direct(channel))
+    }
+
+    /// A TLS connection to `addr`: tonic's channel, checking the peer against the cluster's CA.
+    fn tls_channel(&self, addr: &str, tls: &PeerTls) -> Result<Transport, BoxError> {
+        let endpoint = Endpoint::from_shared(format!("https://{addr}"))?
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.ca_pem)))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
+        let channel = match &self.connector {
+            None => endpoint.connect_lazy(),
+            Some(PeerConnector(connect)) => {
+                let connect = Arc::clone(connect);
+                let target = addr.to_string();
+                endpoint.connect_with_connector_lazy(tower::service_fn(
+                    move |_: tonic::transport::Uri| {
+                        let stream = connect(target.clone());
+                        async move { stream.await.map(hyper_util::rt::TokioIo::new) }
+                    },
+                ))
+            }
+        };
+        Ok(Transport::Tonic(channel))
     }
 }
 
