@@ -21,7 +21,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use openraft::LogId;
 use openraft::error::{
@@ -37,7 +36,7 @@ use serde::de::DeserializeOwned;
 use strata_proto::auth::BearerToken;
 use strata_proto::raft_v1::RaftRequest;
 use strata_proto::raft_v1::raft_client::RaftClient;
-use strata_proto::transport::{Connector, H2Channel, Io, KeepAlive, Transport};
+use strata_proto::transport::{Connector, H2Channel, KeepAlive, Transport};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
@@ -63,10 +62,9 @@ const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(1);
 /// they time out, one after the other, long after the network healed.
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A byte stream to a peer made by a [`PeerConnector`].
-pub trait PeerStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> PeerStream for T {}
+/// A byte stream to a peer made by a [`PeerConnector`]: the transport's own stream type, so a
+/// connector's streams go to the HTTP/2 channel as they are.
+pub use strata_proto::transport::Io as PeerStream;
 
 /// The future a [`PeerConnector`] returns.
 pub type PeerConnect = BoxFuture<'static, std::io::Result<Box<dyn PeerStream>>>;
@@ -194,10 +192,7 @@ impl Peers {
         let connector = self.connector.as_ref().map(|PeerConnector(connect)| {
             let connect = Arc::clone(connect);
             let target = addr.to_string();
-            let connector: Connector = Arc::new(move || {
-                let stream = connect(target.clone());
-                Box::pin(async move { stream.await.map(|s| Box::new(s) as Box<dyn Io>) })
-            });
+            let connector: Connector = Arc::new(move || connect(target.clone()));
             connector
         });
         let channel = H2Channel::build(&uri, CONNECT_TIMEOUT, connector, Some(keep_alive))?;
