@@ -14,7 +14,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 use crate::batch::{Batch, BatchOutcome};
-use crate::options::ClientOptions;
+use crate::options::{ClientOptions, TlsOptions};
 use crate::retry::{backoff, is_retryable};
 use crate::routing::Routes;
 use crate::{Error, Result};
@@ -73,10 +73,12 @@ impl Connector {
     /// The connection to `addr`, not opened yet: HTTP/2 driven directly without TLS
     /// ([`strata_proto::transport`]), tonic's channel with it.
     fn transport(&self, addr: &str) -> Result<Transport> {
-        if self.opts.tls.is_some() {
-            return Ok(Transport::Tonic(self.tls_endpoint(addr)?.connect_lazy()));
+        match &self.opts.tls {
+            Some(tls) => Ok(Transport::Tonic(
+                self.tls_endpoint(addr, tls)?.connect_lazy(),
+            )),
+            None => Ok(Transport::Direct(self.plaintext(addr)?)),
         }
-        Ok(Transport::Direct(self.plaintext(addr)?))
     }
 
     /// The plaintext channel to `addr`, not opened yet.
@@ -87,21 +89,18 @@ impl Connector {
         H2Channel::lazy(&uri, self.opts.connect_timeout).map_err(|e| Self::invalid(addr, e))
     }
 
-    /// tonic's endpoint for a TLS connection to `addr`.
-    fn tls_endpoint(&self, addr: &str) -> Result<Endpoint> {
-        let opts = &self.opts;
+    /// tonic's endpoint for a TLS connection to `addr` with the settings `tls`.
+    fn tls_endpoint(&self, addr: &str, tls: &TlsOptions) -> Result<Endpoint> {
         let mut cfg = ClientTlsConfig::new();
-        if let Some(tls) = &opts.tls {
-            if let Some(ca) = &tls.ca_pem {
-                cfg = cfg.ca_certificate(Certificate::from_pem(ca));
-            }
-            if let Some(d) = &tls.domain {
-                cfg = cfg.domain_name(d.clone());
-            }
+        if let Some(ca) = &tls.ca_pem {
+            cfg = cfg.ca_certificate(Certificate::from_pem(ca));
+        }
+        if let Some(d) = &tls.domain {
+            cfg = cfg.domain_name(d.clone());
         }
         Endpoint::from_shared(uri(addr, true))
             .map_err(|e| Self::invalid(addr, e))?
-            .connect_timeout(opts.connect_timeout)
+            .connect_timeout(self.opts.connect_timeout)
             .tcp_nodelay(true)
             .tls_config(cfg)
             .map_err(|e| Error::Connect {
@@ -116,15 +115,15 @@ impl Connector {
             addr: addr.to_string(),
             reason,
         };
-        if self.opts.tls.is_none() {
+        let Some(tls) = &self.opts.tls else {
             let channel = self.plaintext(addr)?;
             channel.connect().await.map_err(|e| match e {
                 ChannelError::Connect { reason, .. } => connect_err(reason),
                 bad @ ChannelError::BadAddress { .. } => Self::invalid(addr, bad),
             })?;
             return Ok(Transport::Direct(channel));
-        }
-        let endpoint = self.tls_endpoint(addr)?;
+        };
+        let endpoint = self.tls_endpoint(addr, tls)?;
         let timeout = self.opts.connect_timeout;
         let channel = tokio::time::timeout(timeout, endpoint.connect())
             .await
